@@ -1,0 +1,46 @@
+"""Gunicorn settings for `serve`, from ServeSettings.from_env(); no app logic here.
+
+Env: SAGEMAKER_BIND_TO_PORT (8080), MODEL_SERVER_WORKERS / SAGEMAKER_MODEL_SERVER_WORKERS (one per core),
+MODEL_SERVER_TIMEOUT / SAGEMAKER_MODEL_SERVER_TIMEOUT (seconds per request, 60), SCL_WORKER_CLASS,
+SCL_WORKER_THREADS.
+
+Worker class, by measurement (scripts/bench_serve.py, 2 cores shared with wrk -t2 -c32, single-record JSON,
+prediction cache on; the machine was also busy with other work, so absolute numbers are noisy):
+gthread with 2 threads ~3,050-3,950 req/s; gthread 4 threads 1,860-4,015; gthread 8 500-2,840; gthread 1
+~2,200-3,100; sync 700-2,470 (no keep-alive: every request pays a new connection, as API Gateway and load
+tools would); gevent 1,900-2,450 with p99 of 0.5-3 s (one greedy greenlet loop). gthread keeps connections
+alive (keepalive below) and two threads overlap one request's socket I/O with another's Python work
+without much GIL contention.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+# Must precede the first XGBoost import (preload_app imports serve.py in the master).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+try:  # installed (the image, `make setup`); else run from a source tree copied to e.g. /opt/program
+    import scl_delay  # noqa: F401
+except ImportError:
+    pythonpath = str(Path(__file__).resolve().parents[1] / "src")
+    sys.path.insert(0, pythonpath)
+
+from scl_delay.settings import ServeSettings
+
+_settings = ServeSettings.from_env()
+
+bind = f"0.0.0.0:{_settings.port}"
+workers = _settings.workers
+worker_class = _settings.worker_class
+threads = _settings.threads
+timeout = _settings.timeout_s
+graceful_timeout = 20  # SageMaker allows 30 s after SIGTERM; in-flight requests get 20 of them
+keepalive = 75  # longer than the idle timeout of load balancers in front (ALB 60 s), so they close first
+preload_app = True  # load the model once, share it copy-on-write
+backlog = 2048
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("SCL_LOG_LEVEL", "info")
+limit_request_line = 8190

@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Measure the image against its floors and print a markdown table (exit 1 when a floor is missed).
+
+    .venv/bin/python scripts/bench_image.py [--runs 5]
+
+- size: bytes the image adds on top of its base (image size minus base size, from `image inspect`);
+  floor 350 MB (10^6 bytes).
+- start to /ping: from `<engine> run IMAGE serve` (the engine's own start-up included) to the first 200 on
+  /ping, median of --runs starts; floor 3 s.
+- rebuild: the build context is copied to a temp folder, built, then a .py file (src/scl_delay/server.py and
+  serve.py) is changed and it is built again; the dependency layer (the `COPY --from=deps /opt/venv`) must be
+  the same layer id in both images, and the deps stage must report "Using cache" / "CACHED".
+
+Uses scripts/container-engine.sh, so docker where a daemon runs, else podman.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from scl_delay.synthetic import generate
+
+ENGINE = ROOT / "scripts" / "container-engine.sh"
+IMAGE = os.environ.get("SCL_IMAGE", "localhost/scl-delay:bench")
+SIZE_FLOOR_BYTES = 350_000_000
+PING_FLOOR_S = 3.0
+CONTEXT_FILES = ("container/Dockerfile", "container/requirements.txt", "container/train", "container/serve",
+                 "container/gunicorn.conf.py", "pyproject.toml", "README.md", "train.py", "serve.py",
+                 ".dockerignore", "scripts/container-engine.sh")
+
+
+def sh(*args: str, root: Path = ROOT, image: str = IMAGE, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([str(root / "scripts" / "container-engine.sh"), *args], check=check, text=True,
+                          env={**os.environ, "SCL_IMAGE": image}, **kw)
+
+
+def inspect(image: str) -> dict:
+    return json.loads(sh("cli", "image", "inspect", image, capture_output=True).stdout)[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def opt_ml_tree(root: Path) -> Path:
+    for sub in ("input/config", "input/data/training", "model", "output"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    generate(4000, seed=11).to_csv(root / "input/data/training/flights.csv", index=False)
+    (root / "input/config/hyperparameters.json").write_text(json.dumps({"num_round": "50"}))
+    (root / "input/config/inputdataconfig.json").write_text(json.dumps({"training": {"ContentType": "text/csv"}}))
+    return root
+
+
+def start_to_ping(opt_ml: Path, deadline_s: float = 30) -> float:
+    port = free_port()
+    name = f"scl-delay-bench-{port}"
+    started = time.monotonic()
+    proc = subprocess.Popen([str(ENGINE), "run", "--rm", "--no-healthcheck", "--network", "host", "--name", name,
+                             "-e", f"SAGEMAKER_BIND_TO_PORT={port}", "-v", f"{opt_ml}:/opt/ml:ro", IMAGE, "serve"],
+                            env={**os.environ, "SCL_IMAGE": IMAGE}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        while time.monotonic() - started < deadline_s:
+            if proc.poll() is not None:
+                raise RuntimeError(f"serve exited with {proc.returncode} before /ping answered")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1) as response:
+                    if response.status == 200:
+                        return time.monotonic() - started
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.02)
+        raise RuntimeError(f"/ping did not answer 200 within {deadline_s} s")
+    finally:
+        sh("cli", "kill", "--signal", "TERM", name, check=False, capture_output=True)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        sh("cli", "rm", "--force", name, check=False, capture_output=True)
+
+
+def deps_layer(image: str, base: str) -> str:
+    """The first layer the image adds over its base: the dependency venv (COPY --from=deps /opt/venv)."""
+    base_layers = inspect(base)["RootFS"]["Layers"]
+    layers = inspect(image)["RootFS"]["Layers"]
+    assert layers[:len(base_layers)] == base_layers, "image is not built on the base"
+    return layers[len(base_layers)]
+
+
+def rebuild_check(base: str) -> tuple[bool, str, float]:
+    with tempfile.TemporaryDirectory(prefix="scl-bench-ctx-") as tmp:
+        ctx = Path(tmp)
+        for rel in CONTEXT_FILES:
+            (ctx / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, ctx / rel)
+        shutil.copytree(ROOT / "src", ctx / "src", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        before_tag, after_tag = f"{IMAGE}-before", f"{IMAGE}-after"
+        sh("build", root=ctx, image=before_tag, capture_output=True)
+        for rel in ("src/scl_delay/server.py", "serve.py"):
+            with open(ctx / rel, "a") as f:
+                f.write(f"\n# bench_image.py touched this file at {time.time()}\n")
+        started = time.monotonic()
+        out = sh("build", root=ctx, image=after_tag, capture_output=True)
+        rebuild_s = time.monotonic() - started
+        log = out.stdout + out.stderr
+        same = deps_layer(before_tag, base) == deps_layer(after_tag, base)
+        # The deps stage's RUN (pip install) must come from the cache: podman prints "--> Using cache",
+        # docker (BuildKit) prints "CACHED" for it.
+        pip_step = [i for i, line in enumerate(log.splitlines()) if "require-hashes" in line]
+        lines = log.splitlines()
+        cached = bool(pip_step) and any(("Using cache" in lines[i + k] or "CACHED" in lines[i + k])
+                                        for i in pip_step for k in range(8) if i + k < len(lines))
+        if not pip_step:  # docker's plain progress folds the step differently: fall back to the layer id
+            cached = same
+        sh("cli", "rmi", before_tag, after_tag, check=False, capture_output=True)
+        how = (f"deps layer id unchanged: {same}; pip step from cache: {cached}; rebuild {rebuild_s:.1f} s")
+        return same and cached, how, rebuild_s
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--no-build", action="store_true", help="measure the existing SCL_IMAGE")
+    args = parser.parse_args()
+    engine = sh("engine", capture_output=True).stdout.strip()
+    base = sh("base", capture_output=True).stdout.strip()
+    if not args.no_build:
+        started = time.monotonic()
+        sh("build", capture_output=True)
+        print(f"built {IMAGE} with {engine} in {time.monotonic() - started:.1f} s", file=sys.stderr)
+
+    added = int(inspect(IMAGE)["Size"]) - int(inspect(base)["Size"])
+
+    with tempfile.TemporaryDirectory(prefix="scl-bench-optml-") as tmp:
+        opt_ml = opt_ml_tree(Path(tmp))
+        train = sh("run", "--rm", "--no-healthcheck", "--network", "none", "-v", f"{opt_ml}:/opt/ml", IMAGE, "train",
+                   capture_output=True, check=False)
+        if train.returncode != 0:
+            print(train.stdout[-2000:], train.stderr[-2000:], file=sys.stderr)
+            return 1
+        start_to_ping(opt_ml)  # warm the engine's caches once; not counted
+        pings = [start_to_ping(opt_ml) for _ in range(args.runs)]
+    ping_s = statistics.median(pings)
+
+    rebuild_ok, how, _ = rebuild_check(base)
+
+    rows = [
+        ("layers added on top of the base", f"{added / 1e6:.1f} MB ({added:,} bytes; base `{base}`)",
+         f"<= {SIZE_FLOOR_BYTES / 1e6:.0f} MB", added <= SIZE_FLOOR_BYTES),
+        ("container start to first /ping 200", (f"{ping_s:.2f} s median of {len(pings)} "
+                                                f"(min {min(pings):.2f}, max {max(pings):.2f})"), f"<= {PING_FLOOR_S:.0f} s", ping_s <= PING_FLOOR_S),
+        ("rebuild after a .py change reuses the dependency layers", how, "deps layer reused", rebuild_ok),
+    ]
+    print(f"Image `{IMAGE}`, engine {engine}, {os.cpu_count()} cores\n")
+    print("| measure | figure | floor | ok |")
+    print("|---|---|---|---|")
+    for name, figure, floor, ok in rows:
+        print(f"| {name} | {figure} | {floor} | {'yes' if ok else 'NO'} |")
+    return 0 if all(ok for *_, ok in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Training benchmark and quality floors on the real dataset (issue 2).
+
+    .venv/bin/python scripts/bench_train.py [--data PATH] [--check-quality]
+
+Runs `train.py` (the same code as the container's `train`) on the dataset twice, with the two
+configurations the floors are defined for, and prints a markdown table of wall time and test metrics.
+--check-quality exits 1 when a quality floor is missed (wall time is reported, never asserted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "dataset_SCL.csv"
+RUNS = {
+    "challenge/random": ["feature_set=challenge", "split=random", "test_size=0.33", "seed=42"],
+    "full/time": ["feature_set=full", "split=time"],
+}
+
+
+def train(data: Path, hps: list[str], workdir: Path) -> tuple[float, dict]:
+    args = [sys.executable, str(ROOT / "train.py"), "--data", str(data), "--model-dir", str(workdir / "model"),
+            "--output-dir", str(workdir / "output")]
+    for hp in hps:
+        args += ["--hp", hp]
+    started = time.perf_counter()
+    result = subprocess.run(args, capture_output=True, text=True)
+    wall_s = time.perf_counter() - started
+    if result.returncode != 0:
+        sys.exit(f"train failed ({' '.join(hps)}):\n{result.stderr[-2000:]}")
+    return wall_s, json.loads((workdir / "model" / "metrics.json").read_text())
+
+
+def quality_failures(name: str, m: dict) -> list[str]:
+    test, logreg = m["test"], m["baselines"]["logistic_regression"]
+    checks = {"challenge/random": [("recall >= 0.60", test["recall"] >= 0.60), ("F1 >= 0.30", test["f1"] >= 0.30)],
+              "full/time": [("PR-AUC >= 1.15 x logreg", test["pr_auc"] >= 1.15 * logreg["pr_auc"]),
+                            ("F1 >= 1.10 x logreg", test["f1"] >= 1.10 * logreg["f1"]),
+                            ("recall >= 0.60", test["recall"] >= 0.60)]}[name]
+    return [f"{name}: {label}" for label, ok in checks if not ok]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("SCL_DATASET") or DEFAULT_DATA))
+    parser.add_argument("--check-quality", action="store_true")
+    args = parser.parse_args()
+    rows, failures = [], []
+    for name, hps in RUNS.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            wall_s, m = train(args.data, hps, Path(tmp))
+        test, logreg = m["test"], m["baselines"]["logistic_regression"]
+        rows.append(f"| {name} | {m['data']['rows_used']} | {wall_s:.1f} | {test['recall']:.3f} | "
+                    f"{test['precision']:.3f} | {test['f1']:.3f} ({test['f1'] / logreg['f1'] - 1:+.0%}) | "
+                    f"{test['pr_auc']:.3f} ({test['pr_auc'] / logreg['pr_auc'] - 1:+.0%}) | {test['roc_auc']:.3f} | "
+                    f"{logreg['f1']:.3f} / {logreg['pr_auc']:.3f} |")
+        failures += quality_failures(name, m)
+    print(f"dataset: {args.data}\n")
+    print("| run | rows | wall s (whole `train`) | recall | precision | F1 (vs logreg) | PR-AUC (vs logreg) "
+          "| ROC-AUC | logreg F1 / PR-AUC |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n".join(rows))
+    for failure in failures:
+        print(f"FLOOR MISSED: {failure}")
+    return 1 if failures and args.check_quality else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Rehearse the whole pipeline locally, no AWS account: moto server (with the local stand-ins) ->
+synthetic data in its S3 -> training_job.py (really runs `train`) -> deploy.py (endpoint, scaling,
+API Gateway) -> serve the model -> InvokeEndpoint through the runtime stand-in -> deploy.py --teardown.
+
+    .venv/bin/python scripts/rehearse.py [--keep]     # --keep: leave everything running until Ctrl-C
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+import boto3
+
+from scl_delay.aws.cli import deploy_main, training_job_main
+from scl_delay.local_aws.moto_server import start_moto_server
+from scl_delay.local_aws.rehearsal import SAMPLE_RECORD, seed_dataset, start_serve
+from scl_delay.local_aws.runtime_standin import RuntimeStandin
+
+ROOT = Path(__file__).resolve().parents[1]
+ROLE = "arn:aws:iam::123456789012:role/scl-delay-sagemaker-execution"
+APIGW_ROLE = "arn:aws:iam::123456789012:role/scl-delay-apigateway-invoke"
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/scl-delay:rehearsal"
+BUCKET, ENDPOINT = "scl-delay-rehearsal", "scl-delay"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", action="store_true", help="keep everything running until Ctrl-C")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="scl-rehearsal-"))
+    moto = start_moto_server(work / "jobs", work / "moto.log")
+    standin = serve = None
+    try:
+        os.environ.update(moto.client_env())
+        s3 = boto3.client("s3")
+        data = seed_dataset(s3, BUCKET)
+        print(f"== moto at {moto.url}; data at {data}; work folder {work}")
+        out = work / "pr"
+        if training_job_main(["--image-uri", IMAGE, "--role-arn", ROLE, "--data", data,
+                              "--output-s3", f"s3://{BUCKET}/artifacts", "--hp", "num_round=200",
+                              "--hyperparameters", str(ROOT / "hyperparameters.json"), "--poll-seconds", "1",
+                              "--result", str(out / "training_result.json"), "--report", str(out / "report.md")]):
+            return 1
+        job = json.loads((out / "training_result.json").read_text())
+        print(f"== PR report: {out / 'report.md'}")
+        if deploy_main(["--training-job", job["job_name"], "--endpoint-name", ENDPOINT,
+                        "--state-s3", f"s3://{BUCKET}/artifacts/state", "--role-arn", ROLE,
+                        "--apigw-role-arn", APIGW_ROLE, "--out", str(work / "deploy_result.json"),
+                        "--wait-delay-seconds", "1"]):
+            return 1
+        serve = start_serve(s3, job["model_artifact"], work / "serve")
+        standin = RuntimeStandin(routes={ENDPOINT: serve.url}).start()
+        os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = standin.url
+        runtime = boto3.client("sagemaker-runtime")
+        answer = runtime.invoke_endpoint(EndpointName=ENDPOINT, ContentType="application/json",
+                                         Body=json.dumps({"instances": [SAMPLE_RECORD]}))
+        print(f"== InvokeEndpoint {ENDPOINT}: {answer['Body'].read().decode()}")
+        try:
+            runtime.invoke_endpoint(EndpointName=ENDPOINT, ContentType="application/json",
+                                    Body=json.dumps({**SAMPLE_RECORD, "TIPOVUELO": "X"}))
+        except runtime.exceptions.ModelError as e:
+            print(f"== a bad record: ModelError {e.response['OriginalStatusCode']}: {e.response['OriginalMessage']}")
+        if args.keep:
+            print(f"== running: AWS_ENDPOINT_URL={moto.url} AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={standin.url}; Ctrl-C")
+            try:
+                signal.pause()
+            except KeyboardInterrupt:
+                pass
+        return deploy_main(["--endpoint-name", ENDPOINT, "--state-s3", f"s3://{BUCKET}/artifacts/state",
+                            "--teardown", "--wait-delay-seconds", "1"])
+    finally:
+        for part in (standin, serve, moto):
+            if part is not None:
+                part.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

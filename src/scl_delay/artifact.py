@@ -1,0 +1,99 @@
+"""The model folder: file names, atomic writing, loading for serving. No pickle anywhere.
+
+``metadata.json`` is written last and marks the artifact complete: a folder without it is not a model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import xgboost as xgb
+
+from .errors import ArtifactError
+from .features import FeatureSpec
+from .model import Predictor
+from .schema import InputSchema
+
+BOOSTER_FILE = "booster.ubj"
+METADATA_FILE = "metadata.json"
+METRICS_FILE = "metrics.json"
+REPORT_FILE = "report.md"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    predictor: Predictor
+    metadata: Mapping
+    spec: FeatureSpec
+    input_schema: InputSchema
+
+    @property
+    def version(self) -> str:
+        return self.metadata["model_version"]
+
+    @property
+    def threshold(self) -> float:
+        return self.predictor.threshold
+
+
+def write_artifact(model_dir: Path, booster: xgb.Booster, metadata: Mapping, metrics: Mapping,
+                   extra_files: Mapping[str, bytes]) -> None:
+    """Write every file to a scratch folder inside ``model_dir``, then move each into place, metadata last."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / METADATA_FILE).unlink(missing_ok=True)  # a half-replaced folder must not look complete
+    scratch = Path(tempfile.mkdtemp(prefix=".partial-", dir=model_dir))
+    try:
+        booster.save_model(scratch / BOOSTER_FILE)
+        _write_json(scratch / METRICS_FILE, metrics)
+        for name, data in extra_files.items():
+            (scratch / name).write_bytes(data)
+        _write_json(scratch / METADATA_FILE, {"format_version": FORMAT_VERSION, **metadata})
+        for path in scratch.iterdir():
+            _fsync(path)
+        for name in [p.name for p in scratch.iterdir() if p.name != METADATA_FILE] + [METADATA_FILE]:
+            os.replace(scratch / name, model_dir / name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _write_json(path: Path, doc: Mapping) -> None:
+    path.write_text(json.dumps(doc, indent=2, sort_keys=False, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def read_metadata(model_dir: Path) -> dict:
+    path = model_dir / METADATA_FILE
+    if not path.is_file():
+        raise ArtifactError(f"no model at {model_dir}: {METADATA_FILE} is missing (has `train` completed?)")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ArtifactError(f"{path} is not readable JSON: {e}") from None
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(f"{path}: format_version {doc.get('format_version')!r}, expected {FORMAT_VERSION}")
+    return doc
+
+
+def load_model(model_dir: Path) -> LoadedModel:
+    """Load the booster and metadata written by `train`; ``ArtifactError`` when anything is off."""
+    metadata = read_metadata(model_dir)
+    try:
+        spec = FeatureSpec.from_dict(metadata["features"])
+        predictor = Predictor.from_file(model_dir / BOOSTER_FILE, spec, float(metadata["threshold"]))
+    except (KeyError, TypeError, ValueError, xgb.core.XGBoostError) as e:
+        raise ArtifactError(f"model at {model_dir} is incomplete or corrupt: {type(e).__name__}: {e}") from None
+    if predictor.booster.num_features() != len(spec.names):
+        raise ArtifactError(f"{BOOSTER_FILE} expects {predictor.booster.num_features()} features, "
+                            f"{METADATA_FILE} lists {len(spec.names)}")
+    return LoadedModel(predictor, metadata, spec, spec.input_schema())

@@ -1,0 +1,98 @@
+"""Resource names, tags and S3 URIs. Pure: no boto3, no network.
+
+SageMaker names must match ``[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}``. Every name we build carries the short
+commit so that a job, model or endpoint config in the console leads back to the code that made it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from ..errors import InputError
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+MAX_NAME_CHARS = 63
+PROJECT = "scl-delay"
+TAG_PREFIX = "scl-delay:"
+TAG_MANAGED_BY = f"{TAG_PREFIX}managed-by"
+TAG_COMMIT = f"{TAG_PREFIX}commit"
+TAG_PR = f"{TAG_PREFIX}pr"
+TAG_REPO = f"{TAG_PREFIX}repo"
+TAG_DEPLOYMENT = f"{TAG_PREFIX}deployment"
+TAG_TRAINING_JOB = f"{TAG_PREFIX}training-job"
+S3_RE = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(.*))?$")
+
+
+class NameError_(InputError):
+    code = "invalid_name"
+
+
+def slug(text: str) -> str:
+    """Lower-case alphanumerics and single hyphens; what SageMaker and API Gateway both accept."""
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9]+", "-", text.lower())).strip("-")
+
+
+def check_name(name: str, what: str = "name") -> str:
+    if not NAME_RE.match(name):
+        raise NameError_(f"{what} {name!r} is not a valid SageMaker name: 1-63 letters, digits and single "
+                         f"hyphens, starting and ending with a letter or digit")
+    return name
+
+
+def _fit(prefix: str, suffix: str) -> str:
+    """``prefix-suffix`` within 63 characters, shortening the prefix (the suffix carries the identity)."""
+    room = MAX_NAME_CHARS - len(suffix) - 1
+    head = slug(prefix)[:max(room, 1)].rstrip("-") or "x"
+    return f"{head}-{suffix}"
+
+
+def short_commit(commit: str) -> str:
+    c = slug(commit)[:8]
+    return c or "nocommit"
+
+
+def stamp(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+
+
+def training_job_name(commit: str, pr_number: str | None = None, *, prefix: str = PROJECT,
+                      now: datetime | None = None) -> str:
+    """e.g. ``scl-delay-pr42-1a2b3c4d-20261123-021500``: unique per launch, traceable to PR and commit."""
+    suffix = "-".join(p for p in (f"pr{slug(pr_number)}" if pr_number else "", short_commit(commit), stamp(now)) if p)
+    return check_name(_fit(prefix, suffix), "training job name")
+
+
+def version_suffix(commit: str, *identity: str) -> str:
+    """Deterministic version: same commit and inputs give the same name, so a re-run finds what exists."""
+    digest = hashlib.sha256("\0".join(identity).encode()).hexdigest()[:6]
+    return f"{short_commit(commit)}-{digest}"
+
+
+def versioned_name(base: str, commit: str, *identity: str) -> str:
+    """Model / endpoint-config name ``<endpoint>-<commit8>-<hash6>``."""
+    return check_name(_fit(base, version_suffix(commit, *identity)), "resource name")
+
+
+def tags(values: Mapping[str, str | None]) -> list[dict[str, str]]:
+    """SageMaker-style tag list; empty values dropped (tag values may be empty, but they say nothing)."""
+    return [{"Key": k, "Value": str(v)[:256]} for k, v in values.items() if v not in (None, "")]
+
+
+def tag_map(values: Mapping[str, str | None]) -> dict[str, str]:
+    """API Gateway / Application Auto Scaling style tags."""
+    return {k: str(v)[:256] for k, v in values.items() if v not in (None, "")}
+
+
+def parse_s3_uri(uri: str, what: str = "S3 URI") -> tuple[str, str]:
+    """``s3://bucket/key`` -> (bucket, key); InputError naming ``what`` otherwise."""
+    m = S3_RE.match(uri or "")
+    if not m:
+        raise InputError(f"{what} must look like s3://bucket/prefix, got {uri!r}")
+    return m.group(1), (m.group(2) or "")
+
+
+def join_s3(uri: str, *parts: str) -> str:
+    return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts if p)])

@@ -1,0 +1,36 @@
+"""Command-line front ends for the top-level scripts: argv -> settings -> one package call -> exit code."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from .errors import InputError
+from .hyperparameters import parse_overrides
+from .settings import TrainSettings
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    from .training import main, write_failure
+
+    parser = argparse.ArgumentParser(
+        prog="train.py", description="Train the SCL delay model. With no flags, follows SageMaker's /opt/ml "
+        "layout under $OPT_ML_DIR (default /opt/ml); flags override single paths for local runs.")
+    parser.add_argument("--data", type=Path, help="training CSV file or folder (channel 'training')")
+    parser.add_argument("--validation", type=Path, help="optional validation CSV file or folder")
+    parser.add_argument("--model-dir", type=Path, help="where the artifact goes")
+    parser.add_argument("--output-dir", type=Path, help="where extra outputs (data quality) go")
+    parser.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
+                        help="hyperparameter override, as SageMaker would pass it (repeatable)")
+    args = parser.parse_args(argv)
+    settings = TrainSettings.from_env()
+    changes = {"training_channel": args.data, "validation_channel": args.validation,
+               "model_dir": args.model_dir, "output_data_dir": args.output_dir}
+    settings = dataclasses.replace(settings, **{k: v for k, v in changes.items() if v is not None})
+    try:
+        overrides = parse_overrides(args.hp)
+    except InputError as e:
+        write_failure(settings, e)
+        parser.error(str(e))
+    return main(settings, overrides)

@@ -1,0 +1,51 @@
+"""``UpdateEndpoint`` for moto's SageMaker backend, which answers it with 500 NotImplemented (5.2.x).
+
+Applied inside the moto server process (see ``moto_server``). Semantics kept from AWS: the endpoint and the
+new config must exist; the endpoint switches to the new config's variants and stays InService (moto has no
+fleet, so the blue/green shift is instant). The DeploymentConfig sent is kept and returned by
+DescribeEndpoint as ``LastDeploymentConfig``, as AWS does, so tests can check what was asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def install() -> None:
+    from moto.core.utils import utcnow
+    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.models import FakeEndpoint, FakeEndpointConfig, SageMakerModelBackend
+    from moto.sagemaker.responses import SageMakerResponse
+
+    if getattr(SageMakerModelBackend, "_scl_update_endpoint", False):
+        return
+
+    def update_endpoint(self, endpoint_name: str, endpoint_config_name: str,
+                        deployment_config: dict[str, Any] | None = None) -> FakeEndpoint:
+        if endpoint_name not in self.endpoints:
+            arn = FakeEndpoint.arn_formatter(endpoint_name, self.account_id, self.region_name)
+            raise ValidationError(message=f"Could not find endpoint '{arn}'.")
+        if endpoint_config_name not in self.endpoint_configs:
+            arn = FakeEndpointConfig.arn_formatter(endpoint_config_name, self.account_id, self.region_name)
+            raise ValidationError(message=f"Could not find endpoint configuration '{arn}'.")
+        endpoint = self.endpoints[endpoint_name]
+        config = self.endpoint_configs[endpoint_config_name].response_object
+        endpoint.endpoint_config_name = endpoint_config_name
+        endpoint.production_variants = endpoint._process_production_variants(config["ProductionVariants"])
+        endpoint.last_deployment_config = deployment_config
+        endpoint.endpoint_status = "InService"
+        endpoint.last_modified_time = utcnow()
+        return endpoint
+
+    def update_endpoint_response(self):
+        from moto.core.responses import ActionResult
+
+        endpoint = self.sagemaker_backend.update_endpoint(
+            endpoint_name=self._get_param("EndpointName"),
+            endpoint_config_name=self._get_param("EndpointConfigName"),
+            deployment_config=self._get_param("DeploymentConfig"))
+        return ActionResult({"EndpointArn": endpoint.arn})
+
+    SageMakerModelBackend.update_endpoint = update_endpoint
+    SageMakerResponse.update_endpoint = update_endpoint_response
+    SageMakerModelBackend._scl_update_endpoint = True

@@ -1,0 +1,275 @@
+"""The `train` pipeline behind SageMaker's training contract.
+
+settings -> hyperparameters -> channels -> features -> fit -> threshold -> evaluation -> artifact,
+printing each stage with its timing and every metric on its own line (``metric <split>:<name>=<number>``).
+``main`` is the one failure boundary: it writes ``output/failure`` (cause first) and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .artifact import REPORT_FILE, write_artifact
+from .dataset import LabeledFlights, channel_files, load_channel
+from .errors import DatasetError, InputError
+from .git import head_commit
+from .features import build_features, fit_feature_spec
+from .hyperparameters import Hyperparameters, parse_hyperparameters
+from .model import Split, classification_metrics, fit_booster, fit_logistic_baseline, precision_recall_curve, \
+    predict_linear, predict_proba, tune_threshold
+from .report import render_figures, render_markdown
+from .settings import TrainSettings
+
+METRIC_LINE = "metric {name}={value:.6f}"
+METRIC_REGEX = r"metric {name}=([-+0-9.eE]+)"
+METRIC_NAMES = ("recall", "precision", "f1", "roc_auc", "pr_auc", "threshold")
+METRIC_SPLITS = ("validation", "test", "baseline_logreg")
+GIT_COMMIT_ENV = "SCL_DELAY_GIT_COMMIT"
+FAILURE_LIMIT_CHARS = 1024
+MIN_ROWS = 50
+
+
+def metric_definitions() -> list[dict[str, str]]:
+    """SageMaker ``MetricDefinitions`` matching the lines `train` prints."""
+    return [{"Name": f"{split}:{name}", "Regex": METRIC_REGEX.format(name=re.escape(f"{split}:{name}"))}
+            for split in METRIC_SPLITS for name in METRIC_NAMES]
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    _say(f"stage {name}: started")
+    yield
+    _say(f"stage {name}: done in {time.perf_counter() - started:.2f} s")
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: LabeledFlights
+    validation: LabeledFlights
+    test: LabeledFlights
+
+
+def read_hyperparameters(settings: TrainSettings, overrides: Mapping[str, str]) -> Hyperparameters:
+    values = {}
+    if settings.hyperparameters_file.is_file():
+        try:
+            values = json.loads(settings.hyperparameters_file.read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise InputError(f"{settings.hyperparameters_file.name} is not valid JSON: {e}") from None
+        if not isinstance(values, dict):
+            raise InputError(f"{settings.hyperparameters_file.name} must hold a JSON object")
+    return parse_hyperparameters({**values, **overrides})
+
+
+def read_input_config(settings: TrainSettings) -> dict:
+    """inputdataconfig.json / resourceconfig.json, when SageMaker wrote them; checks declared channels exist."""
+    configs = {}
+    for key, path in (("channels", settings.input_data_config_file), ("resources", settings.resource_config_file)):
+        if path.is_file():
+            try:
+                configs[key] = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError as e:
+                raise InputError(f"{path.name} is not valid JSON: {e}") from None
+    channels = configs.get("channels", {})
+    if channels and "training" not in channels:
+        raise DatasetError(f"inputdataconfig.json declares channels {sorted(channels)} but not 'training'")
+    return configs
+
+
+def _subset(flights: LabeledFlights, index: np.ndarray) -> LabeledFlights:
+    mask = np.zeros(len(flights.label), dtype=bool)
+    mask[index] = True
+    return LabeledFlights(flights.columns.subset(mask), flights.label[mask], int(mask.sum()))
+
+
+def split_flights(flights: LabeledFlights, validation: LabeledFlights | None, hp: Hyperparameters) -> Splits:
+    """Test split (random share, or the most recent weeks), then validation from the rest unless given."""
+    n = len(flights.label)
+    if hp.split == "random":
+        # RandomState.permutation is what scikit-learn's train_test_split uses: same seed, same test rows.
+        order = np.random.RandomState(hp.seed).permutation(n)
+        n_test = int(np.ceil(hp.test_size * n))
+        test, rest = order[:n_test], order[n_test:]
+        n_val = int(np.ceil(hp.validation_size * len(rest)))
+        val, train = rest[:n_val], rest[n_val:]
+    else:
+        scheduled = flights.columns.scheduled
+        cutoff = scheduled.max() - np.timedelta64(hp.test_weeks * 7, "D")
+        by_time = np.argsort(scheduled, kind="stable")
+        is_test = scheduled[by_time] > cutoff
+        test, rest = by_time[is_test], by_time[~is_test]
+        n_val = int(np.ceil(hp.validation_size * len(rest)))
+        train, val = rest[: len(rest) - n_val], rest[len(rest) - n_val:]
+    splits = Splits(_subset(flights, train), validation or _subset(flights, val), _subset(flights, test))
+    for name in ("train", "validation", "test"):
+        part = getattr(splits, name)
+        if len(part.label) < MIN_ROWS or part.label.min() == part.label.max():
+            raise DatasetError(f"the {name} split has {len(part.label)} rows with "
+                               f"{int(part.label.sum())} delayed: it needs at least {MIN_ROWS} rows and both "
+                               f"classes (more data, or other test_size/test_weeks/validation_size)")
+    return splits
+
+
+def dataset_sha256(channel: Path) -> str:
+    digest = hashlib.sha256()
+    for path in channel_files(channel):
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def git_commit(env: Mapping[str, str]) -> str:
+    return env.get(GIT_COMMIT_ENV) or head_commit(Path(__file__).parent)
+
+
+def run(settings: TrainSettings, overrides: Mapping[str, str], env: Mapping[str, str]) -> dict:
+    """Train, evaluate and write the artifact; returns metrics. Raises InputError for bad input."""
+    with stage("configure"):
+        hp = read_hyperparameters(settings, overrides)
+        configs = read_input_config(settings)
+        _say(f"hyperparameters {json.dumps(hp.model_dump())}")
+        if "resources" in configs:
+            _say(f"resources {json.dumps(configs['resources'])}")
+    with stage("load"):
+        flights = load_channel(settings.training_channel, hp.max_invalid_fraction)
+        validation = (load_channel(settings.validation_channel, hp.max_invalid_fraction)
+                      if settings.validation_channel.exists() else None)
+        _say(f"data {json.dumps(flights.quality() | {'problems': flights.quality()['problems'][:5]})}")
+    with stage("split"):
+        splits = split_flights(flights, validation, hp)
+        _say(f"rows train={len(splits.train.label)} validation={len(splits.validation.label)} "
+             f"test={len(splits.test.label)}")
+    with stage("features"):
+        spec = fit_feature_spec(splits.train.columns, hp.feature_set)
+        model_splits = {k: Split(build_features(getattr(splits, k).columns, spec), getattr(splits, k).label)
+                        for k in ("train", "validation", "test")}
+        base_spec = fit_feature_spec(splits.train.columns, "challenge")
+        base_splits = {k: Split(build_features(getattr(splits, k).columns, base_spec), getattr(splits, k).label)
+                       for k in ("train", "validation", "test")}
+    with stage("fit"):
+        booster = fit_booster(model_splits["train"], model_splits["validation"], spec, hp)
+        baseline = fit_logistic_baseline(base_splits["train"], base_spec, hp)
+    with stage("evaluate"):
+        evaluation = evaluate(booster, baseline, model_splits, base_splits, base_spec, hp)
+        evaluation["data"] = flights.quality() | {"problems": len(flights.problems)}
+        evaluation["best_iteration"] = int(booster.attr("best_iteration") or booster.num_boosted_rounds() - 1)
+    with stage("write"):
+        metadata = _metadata(booster, spec, hp, evaluation, settings, env)
+        figures = render_figures(*evaluation.pop("_curves"))
+        report = render_markdown(evaluation, metadata)
+        write_artifact(settings.model_dir, booster, metadata, evaluation,
+                       {REPORT_FILE: report.encode(), **figures})
+        settings.output_data_dir.mkdir(parents=True, exist_ok=True)
+        (settings.output_data_dir / "data_quality.json").write_text(json.dumps(flights.quality(), indent=2))
+    print_metrics(evaluation)
+    return evaluation
+
+
+def evaluate(booster, baseline, model_splits: dict[str, Split], base_splits: dict[str, Split],
+             base_spec, hp: Hyperparameters) -> dict:
+    val, test = model_splits["validation"], model_splits["test"]
+    p_val, p_test = predict_proba(booster, val.X), predict_proba(booster, test.X)
+    threshold = tune_threshold(val.y, p_val, hp.target_recall)
+    b_val = predict_linear(baseline, base_splits["validation"].X, base_spec)
+    b_test = predict_linear(baseline, base_splits["test"].X, base_spec)
+    b_threshold = tune_threshold(val.y, b_val, hp.target_recall)
+    test_metrics = classification_metrics(test.y, p_test, threshold)
+    majority = classification_metrics(test.y, np.zeros(len(test.y)), 0.5)
+    model_pr = precision_recall_curve(test.y, p_test)
+    base_pr = precision_recall_curve(test.y, b_test)
+    return {
+        "validation": classification_metrics(val.y, p_val, threshold),
+        "test": test_metrics,
+        "baselines": {"logistic_regression": classification_metrics(test.y, b_test, b_threshold),
+                      "majority": majority},
+        "_curves": ({"model": (model_pr[1], model_pr[0]), "logistic regression": (base_pr[1], base_pr[0])},
+                    (test_metrics["recall"], test_metrics["precision"]), test_metrics["confusion_matrix"]),
+    }
+
+
+def _metadata(booster, spec, hp: Hyperparameters, evaluation: dict, settings: TrainSettings,
+              env: Mapping[str, str]) -> dict:
+    raw = bytes(booster.save_raw("ubj"))
+    return {
+        "model_version": hashlib.sha256(raw).hexdigest()[:12],
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "package_version": __version__,
+        "git_commit": git_commit(env),
+        "dataset_sha256": dataset_sha256(settings.training_channel),
+        "hyperparameters": hp.model_dump(),
+        "threshold": evaluation["validation"]["threshold"],
+        "target_recall": hp.target_recall,
+        "validation_recall": evaluation["validation"]["recall"],
+        "features": spec.to_dict(),
+        "input_schema": spec.input_schema().to_dict(),
+    }
+
+
+def print_metrics(evaluation: dict) -> None:
+    sources = {"validation": evaluation["validation"], "test": evaluation["test"],
+               "baseline_logreg": evaluation["baselines"]["logistic_regression"]}
+    for split in METRIC_SPLITS:
+        for name in METRIC_NAMES:
+            _say(METRIC_LINE.format(name=f"{split}:{name}", value=sources[split][name]))
+
+
+class TrainingInterrupted(Exception):
+    """SIGTERM arrived: StopTrainingJob or MaxRuntimeInSeconds. SageMaker then gives 120 s."""
+
+
+def _raise_on_sigterm(signum, frame):
+    raise TrainingInterrupted("training stopped by SIGTERM (StopTrainingJob or the stopping condition); "
+                            "no artifact was written")
+
+
+def write_failure(settings: TrainSettings, error: BaseException) -> str:
+    """Cause first: only the first 1,024 characters reach the job's FailureReason."""
+    if isinstance(error, TrainingInterrupted):
+        reason = f"Interrupted: {error}"
+    elif isinstance(error, InputError):
+        reason = f"{type(error).__name__}: {error}"
+    else:
+        reason = f"InternalError: {error!r}\n\n{traceback.format_exc()}"
+    try:
+        settings.failure_file.parent.mkdir(parents=True, exist_ok=True)
+        settings.failure_file.write_text(reason, encoding="utf-8")
+    except OSError as e:
+        print(f"could not write {settings.failure_file}: {e}", file=sys.stderr)
+    return reason
+
+
+def main(settings: TrainSettings, overrides: Mapping[str, str] | None = None,
+         env: Mapping[str, str] = os.environ) -> int:
+    started = time.perf_counter()
+    previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    try:
+        run(settings, overrides or {}, env)
+    except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 - the one failure boundary
+        reason = write_failure(settings, error)
+        print(f"training failed: {reason[:FAILURE_LIMIT_CHARS]}", file=sys.stderr, flush=True)
+        return 2 if isinstance(error, InputError) else 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    _say(f"training complete in {time.perf_counter() - started:.2f} s; artifact in {settings.model_dir}")
+    return 0
