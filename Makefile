@@ -7,11 +7,17 @@ UV_VERSION := 0.13.9
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 PY := .venv/bin/python
 
-.PHONY: help setup demo test test-fast lint bench-train
+.PHONY: help setup demo test test-fast audit lint image image-demo rehearse bench bench-train bench-serve bench-image
 help:
-	@echo "make demo   - set up, train on synthetic data, serve on 127.0.0.1:8080, invoke, stop"
-	@echo "make test   - set up and run all tests (unit, contract, container, aws)"
-	@echo "make test-fast - unit + contract tests only"
+	@echo "make demo        set up, train on synthetic data, serve on 127.0.0.1:8080, invoke, stop"
+	@echo "make test        set up and run all tests (unit, contract, hardening, container, aws)"
+	@echo "make test-fast   unit, contract and hardening tests only (no image, no moto)"
+	@echo "make audit       pip-audit of every locked package (needs PyPI's JSON API and OSV)"
+	@echo "make lint        ruff, hadolint, zizmor and the workflow schema"
+	@echo "make image       build the image (docker, else podman)"
+	@echo "make image-demo  train on synthetic data inside the image, then serve it on localhost:8080"
+	@echo "make rehearse    the whole PR -> merge loop against a local moto server, no AWS account"
+	@echo "make bench       the training, serving and image benchmarks (tables for the README)"
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools && .tools/bin/pip install --quiet uv==$(UV_VERSION)
@@ -32,5 +38,34 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -m "not container and not aws"
 
+# Known vulnerabilities in every locked package. Needs PyPI's JSON API and OSV: runs in GitHub's ci.yml,
+# not in .ci/run (the sandbox's package mirror serves neither, so pip-audit would audit nothing there).
+audit: | $(UV)
+	$(UV) export --frozen --all-groups --no-emit-project --format requirements-txt > .audit-requirements.txt
+	$(UV) tool run pip-audit==2.10.1 --strict --require-hashes --disable-pip -r .audit-requirements.txt
+
+lint: setup
+	$(PY) -m pytest -q tests/unit/test_lint.py tests/unit/test_workflows.py \
+	  tests/container/test_image.py::test_hadolint_finds_nothing_in_the_dockerfile
+
+image: setup
+	scripts/install-test-deps.sh
+	scripts/container-engine.sh build
+
+image-demo: image
+	scripts/container-engine.sh demo
+
+rehearse: setup
+	$(PY) scripts/rehearse.py
+
+bench: bench-train bench-serve bench-image
+
 bench-train: setup
 	$(PY) scripts/bench_train.py
+
+bench-serve: setup
+	$(PY) scripts/bench_serve.py
+
+bench-image: setup
+	scripts/install-test-deps.sh
+	$(PY) scripts/bench_image.py

@@ -30,10 +30,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
 from scl_delay.synthetic import generate
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ENGINE = ROOT / "scripts" / "container-engine.sh"
 IMAGE = os.environ.get("SCL_IMAGE", "localhost/scl-delay:bench")

@@ -14,8 +14,17 @@ import pandas as pd
 
 from .errors import DatasetError
 from .features import delay_label
-from .schema import DES_I, FECHA_I, FECHA_O, OPERA, TIPOVUELO, FlightColumns, InputSchema, parse_columns, \
-    parse_timestamps
+from .schema import (
+    DES_I,
+    FECHA_I,
+    FECHA_O,
+    OPERA,
+    TIPOVUELO,
+    FlightColumns,
+    InputSchema,
+    parse_columns,
+    parse_timestamps,
+)
 
 TRAINING_SCHEMA = InputSchema(fields=(FECHA_I, OPERA, TIPOVUELO, DES_I),
                               required=((FECHA_I,), (FECHA_O,), (OPERA,), (TIPOVUELO,), (DES_I,)))

@@ -93,7 +93,7 @@ class FeatureSpec:
                 "vocabularies": {k: list(v) for k, v in self.vocabularies.items()}}
 
     @classmethod
-    def from_dict(cls, doc: Mapping) -> "FeatureSpec":
+    def from_dict(cls, doc: Mapping) -> FeatureSpec:
         return cls(doc["feature_set"], tuple(doc["names"]), tuple(doc["types"]),
                    {k: tuple(v) for k, v in doc["vocabularies"].items()})
 

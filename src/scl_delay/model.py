@@ -140,7 +140,7 @@ class Predictor:
         self.booster, self.spec, self.threshold = booster, spec, threshold
 
     @classmethod
-    def from_file(cls, path, spec: FeatureSpec, threshold: float) -> "Predictor":
+    def from_file(cls, path, spec: FeatureSpec, threshold: float) -> Predictor:
         return cls(xgb.Booster(model_file=str(path)), spec, threshold)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:

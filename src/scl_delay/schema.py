@@ -63,7 +63,7 @@ class InputSchema:
                 "categories": {k: list(v) for k, v in self.categories.items()}}
 
     @classmethod
-    def from_dict(cls, doc: Mapping) -> "InputSchema":
+    def from_dict(cls, doc: Mapping) -> InputSchema:
         return cls(tuple(doc["fields"]), tuple(tuple(g) for g in doc["required"]),
                    {k: tuple(v) for k, v in doc["categories"].items()})
 
@@ -82,7 +82,7 @@ class FlightColumns:
     def __len__(self) -> int:
         return len(self.valid)
 
-    def subset(self, mask: np.ndarray) -> "FlightColumns":
+    def subset(self, mask: np.ndarray) -> FlightColumns:
         return FlightColumns(*(getattr(self, f)[mask] for f in self.__dataclass_fields__))
 
 

@@ -85,7 +85,7 @@ class TrainSettings:
         return self.opt_ml / "output" / "failure"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> "TrainSettings":
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> TrainSettings:
         opt_ml = Path(env.get(OPT_ML_DIR) or DEFAULT_OPT_ML)
         data = opt_ml / "input" / "data"
         return cls(
@@ -133,7 +133,7 @@ class ServeSettings:
     threads: int = 2
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> "ServeSettings":
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> ServeSettings:
         opt_ml = Path(env.get(OPT_ML_DIR) or DEFAULT_OPT_ML)
         found = _first(env, INFERENCE_OUTPUT)
         try:

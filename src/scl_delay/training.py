@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +27,19 @@ from . import __version__
 from .artifact import REPORT_FILE, write_artifact
 from .dataset import LabeledFlights, channel_files, load_channel
 from .errors import DatasetError, InputError
-from .git import head_commit
 from .features import build_features, fit_feature_spec
+from .git import head_commit
 from .hyperparameters import Hyperparameters, parse_hyperparameters
-from .model import Split, classification_metrics, fit_booster, fit_logistic_baseline, precision_recall_curve, \
-    predict_linear, predict_proba, tune_threshold
+from .model import (
+    Split,
+    classification_metrics,
+    fit_booster,
+    fit_logistic_baseline,
+    precision_recall_curve,
+    predict_linear,
+    predict_proba,
+    tune_threshold,
+)
 from .report import render_figures, render_markdown
 from .settings import TrainSettings
 
@@ -213,7 +221,7 @@ def _metadata(booster, spec, hp: Hyperparameters, evaluation: dict, settings: Tr
     raw = bytes(booster.save_raw("ubj"))
     return {
         "model_version": hashlib.sha256(raw).hexdigest()[:12],
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "package_version": __version__,
         "git_commit": git_commit(env),
         "dataset_sha256": dataset_sha256(settings.training_channel),

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+
 from .aws_helpers import (
     COMMIT,
     GOOD_HP,

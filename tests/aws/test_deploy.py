@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from .aws_helpers import APIGW_ROLE_ARN, COMMIT, REGION, ROLE_ARN, NoAws, unique
 
 from scl_delay.aws.cli import deploy_main
+
+from .aws_helpers import APIGW_ROLE_ARN, COMMIT, REGION, ROLE_ARN, NoAws, unique
 
 
 def deploy_args(endpoint: str, state: str, out, *extra: str) -> list[str]:
@@ -83,8 +84,10 @@ def test_first_deploy_creates_endpoint_scaling_gateway_and_records_live(target, 
     assert integration["uri"] == f"arn:aws:apigateway:{REGION}:runtime.sagemaker:path/endpoints/{ep}/invocations"
     assert integration["credentials"] == APIGW_ROLE_ARN
     responses = integration["integrationResponses"]
-    assert responses["400"]["selectionPattern"] == "424"  # ModelError from a container 4xx -> caller's 400
-    assert "OriginalMessage" in responses["400"]["responseTemplates"]["application/json"]
+    assert responses["400"]["selectionPattern"] == "424"  # ModelError from a container 4xx -> caller's 4xx
+    template = responses["400"]["responseTemplates"]["application/json"]
+    assert "$input.path('$.OriginalMessage')" in template  # the container's own error body
+    assert "#set($context.responseOverride.status = $original)" in template  # and its own status (413, 415...)
     assert gw.get_stage(restApiId=api["id"], stageName="prod")["stageName"] == "prod"
 
     result = json.loads(target["out"].read_text())

@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+
 from .aws_helpers import ROOT
 
 DOCS = sorted((ROOT / "infra").glob("*.json"))

@@ -13,10 +13,11 @@ import json
 
 import boto3
 import pytest
-from .aws_helpers import REGION
 from botocore.config import Config
 
 from scl_delay.local_aws.runtime_standin import RuntimeStandin
+
+from .aws_helpers import REGION
 
 RECORD = {"Fecha-I": "2017-01-01 23:30:00", "Vlo-I": "226", "Ori-I": "SCEL", "Des-I": "KMIA", "Emp-I": "AAL",
           "OPERA": "American Airlines", "TIPOVUELO": "I", "SIGLADES": "Miami", "MES": 1, "DIA": 1,

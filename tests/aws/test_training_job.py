@@ -13,11 +13,12 @@ import json
 import tarfile
 
 import pytest
-from .aws_helpers import COMMIT, IMAGE, REGION, ROLE_ARN, NoAws, run_script, training_args, unique
 
 from scl_delay.aws.cli import training_job_main
 from scl_delay.aws.names import NAME_RE
 from scl_delay.training import metric_definitions
+
+from .aws_helpers import COMMIT, IMAGE, REGION, ROLE_ARN, NoAws, run_script, training_args, unique
 
 
 def _tar_names(s3, uri: str) -> set[str]:

@@ -3,8 +3,17 @@
 import numpy as np
 import pytest
 
-from scl_delay.features import (AFTERNOON, MORNING, NIGHT, build_features, calendar, delay_label,
-                                fit_feature_spec, high_season, period_of_day)
+from scl_delay.features import (
+    AFTERNOON,
+    MORNING,
+    NIGHT,
+    build_features,
+    calendar,
+    delay_label,
+    fit_feature_spec,
+    high_season,
+    period_of_day,
+)
 from scl_delay.schema import InputSchema, parse_columns
 
 

@@ -3,8 +3,13 @@
 import numpy as np
 import pytest
 
-from scl_delay.model import average_precision, classification_metrics, precision_recall_curve, roc_auc, \
-    tune_threshold
+from scl_delay.model import (
+    average_precision,
+    classification_metrics,
+    precision_recall_curve,
+    roc_auc,
+    tune_threshold,
+)
 
 
 def brute_force_auc(y, p):

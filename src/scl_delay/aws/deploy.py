@@ -25,11 +25,18 @@ SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 INVOCATIONS_METRIC = "SageMakerVariantInvocationsPerInstance"
 PREDICT_PATH = "predict"
 # SageMaker answers a container 4xx/5xx with 424 ModelError {"OriginalStatusCode", "OriginalMessage", ...}:
-# hand the container's own body back as a 400. Any other 4xx from SageMaker (endpoint missing, access denied)
-# is our configuration, not the caller's: 500. Throttling stays 429; SageMaker 5xx become 502.
+# hand the container's own body back with its own status (400, 406, 413, 415; a container 5xx becomes 502).
+# Any other 4xx from SageMaker (endpoint missing, access denied) is our configuration, not the caller's: 500.
+# Throttling stays 429; SageMaker 5xx become 502.
+MODEL_ERROR_TEMPLATE = (
+    "#set($original = $input.path('$.OriginalStatusCode'))\n"
+    "#if($original >= 500)#set($context.responseOverride.status = 502)"
+    "#elseif($original >= 400)#set($context.responseOverride.status = $original)#end\n"
+    "$input.path('$.OriginalMessage')"
+)
 INTEGRATION_RESPONSES = (
     ("200", None, None),
-    ("400", "424", {"application/json": "$input.path('$.OriginalMessage')"}),
+    ("400", "424", {"application/json": MODEL_ERROR_TEMPLATE}),
     ("429", "429", None),
     ("500", "40\\d|41\\d|42[0-35-8]|4[3-9]\\d", {"application/json": '{"error": {"code": "gateway_error", '
                                                   '"message": "the model endpoint rejected the call"}}'}),
