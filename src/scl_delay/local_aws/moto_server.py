@@ -18,8 +18,9 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
+
+from .process import LocalProcess
 
 READY = "moto ready at "
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -57,27 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-@dataclass
-class MotoServer:
-    url: str
-    process: subprocess.Popen
-    log_path: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
+class MotoServer(LocalProcess):
     def client_env(self, region: str = "us-east-1") -> dict[str, str]:
         """Variables that point boto3 at this server with fake credentials."""
         return {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.url, "AWS_REGION": region,

@@ -4,16 +4,14 @@ model.tar.gz a training job left there, so InvokeEndpoint through the runtime st
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tarfile
 import time
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
+from .process import LocalProcess, free_port
 from .training_backend import ROOT
 
 SAMPLE_RECORD = {"Fecha-I": "2017-01-01 23:30:00", "Vlo-I": "226", "Ori-I": "SCEL", "Des-I": "KMIA",
@@ -36,25 +34,7 @@ def seed_dataset(s3, bucket: str, csv: Path | None = None, rows: int = 4000, key
     return f"s3://{bucket}/{key}"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class LocalServe:
-    url: str
-    process: subprocess.Popen
-    log_path: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=30)
-
-
-def start_serve(s3, model_uri: str, workdir: Path, timeout_s: float = 30.0) -> LocalServe:
+def start_serve(s3, model_uri: str, workdir: Path, timeout_s: float = 30.0) -> LocalProcess:
     """Unpack model.tar.gz into <workdir>/model (as SageMaker does) and run container/serve on a free port."""
     bucket, key = model_uri.removeprefix("s3://").split("/", 1)
     (workdir / "model").mkdir(parents=True, exist_ok=True)
@@ -62,7 +42,7 @@ def start_serve(s3, model_uri: str, workdir: Path, timeout_s: float = 30.0) -> L
     s3.download_file(bucket, key, str(archive))
     with tarfile.open(archive) as tar:
         tar.extractall(workdir / "model", filter="data")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "OPT_ML_DIR": str(workdir), "SAGEMAKER_BIND_TO_PORT": str(port),
            "MODEL_SERVER_WORKERS": "1",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -70,7 +50,7 @@ def start_serve(s3, model_uri: str, workdir: Path, timeout_s: float = 30.0) -> L
     with open(log_path, "w") as log:
         process = subprocess.Popen([str(ROOT / "container" / "serve")], stdout=log, stderr=subprocess.STDOUT,
                                    env=env, start_new_session=True)
-    serve = LocalServe(f"http://127.0.0.1:{port}", process, log_path)
+    serve = LocalProcess(f"http://127.0.0.1:{port}", process, log_path)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -82,4 +62,4 @@ def start_serve(s3, model_uri: str, workdir: Path, timeout_s: float = 30.0) -> L
         except OSError:
             time.sleep(0.1)
     serve.stop()
-    raise RuntimeError(f"serve not ready in {timeout_s} s:\n{log_path.read_text()[-3000:]}")
+    raise RuntimeError(f"serve not ready in {timeout_s} s:\n{serve.log_tail()}")
