@@ -1,10 +1,13 @@
 """The model folder: file names, atomic writing, loading for serving. No pickle anywhere.
 
 ``metadata.json`` is written last and marks the artifact complete: a folder without it is not a model.
+It records the booster file's size and sha256, checked before XGBoost parses the file: a truncated or
+altered booster is refused with a clear reason (libxgboost can hang or exhaust memory on a cut file).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -54,7 +57,8 @@ def write_artifact(model_dir: Path, booster: xgb.Booster, metadata: Mapping, met
         _write_json(scratch / METRICS_FILE, metrics)
         for name, data in extra_files.items():
             (scratch / name).write_bytes(data)
-        _write_json(scratch / METADATA_FILE, {"format_version": FORMAT_VERSION, **metadata})
+        _write_json(scratch / METADATA_FILE, {"format_version": FORMAT_VERSION, **metadata,
+                                              "booster": _file_digest(scratch / BOOSTER_FILE)})
         for path in scratch.iterdir():
             _fsync(path)
         for name in [p.name for p in scratch.iterdir() if p.name != METADATA_FILE] + [METADATA_FILE]:
@@ -65,6 +69,25 @@ def write_artifact(model_dir: Path, booster: xgb.Booster, metadata: Mapping, met
 
 def _write_json(path: Path, doc: Mapping) -> None:
     path.write_text(json.dumps(doc, indent=2, sort_keys=False, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def _file_digest(path: Path) -> dict:
+    data = path.read_bytes()
+    return {"file": path.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _check_booster(model_dir: Path, metadata: Mapping) -> None:
+    expected = metadata.get("booster")
+    if not isinstance(expected, Mapping):
+        raise ArtifactError(f"{METADATA_FILE} in {model_dir} does not describe {BOOSTER_FILE} (bytes, sha256)")
+    try:
+        found = _file_digest(model_dir / BOOSTER_FILE)
+    except OSError as e:
+        raise ArtifactError(f"cannot read {BOOSTER_FILE} in {model_dir}: {e}") from None
+    if found["bytes"] != expected.get("bytes") or found["sha256"] != expected.get("sha256"):
+        raise ArtifactError(f"{BOOSTER_FILE} in {model_dir} is truncated or altered: {found['bytes']} bytes, "
+                            f"sha256 {found['sha256'][:12]}; {METADATA_FILE} expects {expected.get('bytes')} "
+                            f"bytes, sha256 {str(expected.get('sha256'))[:12]}")
 
 
 def _fsync(path: Path) -> None:
@@ -88,6 +111,7 @@ def read_metadata(model_dir: Path) -> dict:
 def load_model(model_dir: Path) -> LoadedModel:
     """Load the booster and metadata written by `train`; ``ArtifactError`` when anything is off."""
     metadata = read_metadata(model_dir)
+    _check_booster(model_dir, metadata)
     try:
         spec = FeatureSpec.from_dict(metadata["features"])
         predictor = Predictor.from_file(model_dir / BOOSTER_FILE, spec, float(metadata["threshold"]))

@@ -35,12 +35,14 @@ class PayloadError(InputError):
 
     code = "invalid_payload"
 
-    def __init__(self, reason: str, line: int | None = None):
-        self.reason, self.line = reason, line
+    def __init__(self, reason: str, line: int | None = None, record: int | None = None):
+        self.reason, self.line, self.record = reason, line, record
         super().__init__(reason if line is None else f"line {line}: {reason}")
 
     def to_dict(self) -> dict:
         body = super().to_dict()
+        if self.record is not None:
+            body["record"] = self.record
         return body if self.line is None else {**body, "line": self.line}
 
 

@@ -41,7 +41,9 @@ SCL_COLUMNS = (FECHA_I, VLO_I, ORI_I, DES_I, EMP_I, FECHA_O, VLO_O, ORI_O, DES_O
 TEXT_COLUMNS = (VLO_I, VLO_O)  # flight numbers: mostly digits, sometimes not; always read as text
 FLIGHT_TYPES = ("I", "N")
 TIMESTAMP_FORMAT = "YYYY-MM-DD HH:MM[:SS]"
-_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?")
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?", re.ASCII)
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+SHOWN_CHARS = 80  # an error message echoes at most this much of a bad value
 _MISSING = "missing required field"
 
 
@@ -86,6 +88,12 @@ class FlightColumns:
         return FlightColumns(*(getattr(self, f)[mask] for f in self.__dataclass_fields__))
 
 
+def shown(value) -> str:
+    """``repr(value)``, cut to ``SHOWN_CHARS``: an error must not echo a megabyte back."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... ({len(text)} characters)"
+
+
 def is_missing(value) -> bool:
     return value is None or (isinstance(value, str) and not value.strip()) or (
         isinstance(value, float) and math.isnan(value))
@@ -99,7 +107,7 @@ def parse_timestamps(values: Sequence, field_name: str) -> tuple[np.ndarray, lis
         if is_missing(value):
             continue
         if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value.strip()):
-            errors.append(InvalidRecordError(i, field_name, f"expected a date-time {TIMESTAMP_FORMAT}, got {value!r}"))
+            errors.append(InvalidRecordError(i, field_name, f"expected a date-time {TIMESTAMP_FORMAT}, got {shown(value)}"))
             continue
         ok_index.append(i)
         ok_text.append(value.strip())
@@ -110,7 +118,7 @@ def parse_timestamps(values: Sequence, field_name: str) -> tuple[np.ndarray, lis
             try:
                 out[i] = np.datetime64(text, "s")
             except ValueError:
-                errors.append(InvalidRecordError(i, field_name, f"not a calendar date-time: {text!r}"))
+                errors.append(InvalidRecordError(i, field_name, f"not a calendar date-time: {shown(text)}"))
     return out, errors
 
 
@@ -123,7 +131,7 @@ def parse_months(values: Sequence) -> tuple[np.ndarray, list[InvalidRecordError]
             continue
         month = _whole_number(value)
         if month is None or not 1 <= month <= 12:
-            errors.append(InvalidRecordError(i, MES, f"expected a month number 1-12, got {value!r}"))
+            errors.append(InvalidRecordError(i, MES, f"expected a month number 1-12, got {shown(value)}"))
         else:
             out[i] = month
     return out, errors
@@ -136,7 +144,7 @@ def _whole_number(value) -> int | None:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+    if isinstance(value, str) and _WHOLE_NUMBER.fullmatch(value.strip()):
         return int(value.strip())
     return None
 
@@ -151,7 +159,7 @@ def parse_categories(values: Sequence, field_name: str, allowed: Sequence[str] |
         if is_missing(value):
             continue
         if not isinstance(value, str):
-            errors.append(InvalidRecordError(i, field_name, f"expected text, got {type(value).__name__} {value!r}"))
+            errors.append(InvalidRecordError(i, field_name, f"expected text, got {type(value).__name__} {shown(value)}"))
         elif allowed_set is not None and value not in allowed_set:
             errors.append(InvalidRecordError(i, field_name, _unknown(field_name, value, allowed)))
         else:
@@ -160,9 +168,9 @@ def parse_categories(values: Sequence, field_name: str, allowed: Sequence[str] |
 
 
 def _unknown(field_name: str, value: str, allowed: Sequence[str]) -> str:
-    shown = ", ".join(repr(a) for a in list(allowed)[:30])
+    listed = ", ".join(repr(a) for a in list(allowed)[:30])
     more = f" and {len(allowed) - 30} more" if len(allowed) > 30 else ""
-    return f"unknown value {value!r}; expected one of {shown}{more}"
+    return f"unknown value {shown(value)}; expected one of {listed}{more}"
 
 
 def parse_columns(raw: Mapping[str, Sequence], n_rows: int, schema: InputSchema

@@ -116,7 +116,8 @@ def parse_output(value: str) -> tuple[str, ...]:
 class ServeSettings:
     """How `serve` binds, scales and bounds requests.
 
-    ``timeout_s``: seconds a worker may spend on one request (``MODEL_SERVER_TIMEOUT``); ``max_body_bytes``:
+    ``timeout_s``: gunicorn's worker timeout in seconds (``MODEL_SERVER_TIMEOUT``; a worker silent that long is
+    replaced; gthread does not cut a slow request on a live worker off); ``max_body_bytes``:
     request body limit (``SAGEMAKER_MAX_PAYLOAD_IN_MB``, in MB, default 6); ``inference_output``: default
     per-record output (``SAGEMAKER_INFERENCE_OUTPUT``: probability, decision or both);
     ``prediction_cache_size``: predictions remembered per worker, keyed by the record's model inputs.

@@ -218,7 +218,7 @@ def test_explanations_name_the_features_pushing_up_and_down(server, session, loa
     (b"\xff\xfe\x00", "text/csv", 400, "invalid_payload", None, None, "UTF-8"),
     ('{"instances": [', "application/json", 400, "invalid_payload", None, None, "invalid JSON"),
     ("[]", "application/json", 400, "invalid_payload", None, None, "no records"),
-    ("[1]", "application/json", 400, "invalid_payload", None, None, "expected an object"),
+    ("[1]", "application/json", 400, "invalid_payload", 0, None, "expected an object"),
     ('2017-01-01 10:00,"Sky,N,SCFA\n', "text/csv", 400, "invalid_payload", None, None, "invalid CSV"),
     ("2017-01-01 10:00,Sky Airline,N\n", "text/csv", 400, "invalid_payload", None, None, "expected 4 columns"),
     ("{not json}\n", "application/jsonlines", 400, "invalid_payload", None, None, "invalid JSON"),
@@ -232,7 +232,7 @@ def test_invalid_requests_get_a_4xx_naming_record_and_field(server, session, bod
     assert (error["code"], error["record"], error["field"]) == (code, record, field), error
     assert fragment in error["message"], error
     if record is not None:
-        assert error["message"].startswith(f"record {record}: {field}: ")
+        assert error["message"].startswith(f"record {record}: {field}: " if field else f"record {record}: ")
 
 
 def test_one_invalid_record_fails_the_whole_request(server, session):
@@ -246,6 +246,8 @@ def test_one_invalid_record_fails_the_whole_request(server, session):
     ({"output": "everything"}, {}, "query parameter output"),
     ({"explain": "maybe"}, {}, "query parameter explain"),
     ({"explain": "true", "top": "0"}, {}, "query parameter top"),
+    ({"explain": "true", "top": "\u00b2"}, {}, "query parameter top"),
+    ({}, {"X-Amzn-SageMaker-Custom-Attributes": "explain=1;top=+-2"}, "X-Amzn-SageMaker-Custom-Attributes top"),
     ({}, {"X-Amzn-SageMaker-Custom-Attributes": "output=nope"}, "X-Amzn-SageMaker-Custom-Attributes output"),
 ])
 def test_bad_request_options_get_400_naming_the_parameter(server, session, params, headers, fragment):
@@ -264,12 +266,50 @@ def test_unsupported_accept_gets_406(server, session, accept, params):
     ("PUT", "/invocations", 405, "method_not_allowed"),
     ("POST", "/ping", 405, "method_not_allowed"),
     ("DELETE", "/execution-parameters", 405, "method_not_allowed"),
+    ("OPTIONS", "/invocations", 405, "method_not_allowed"),
     ("GET", "/nowhere", 404, "not_found"),
     ("POST", "/invocations/extra", 404, "not_found"),
 ])
-def test_wrong_methods_and_paths_get_json_errors(server, session, method, path, status, code):
-    error = expect_status(session.request(method, f"{server.url}{path}", timeout=10), status)["error"]
+def test_wrong_methods_and_paths_get_json_errors(server, session, loaded, method, path, status, code):
+    response = session.request(method, f"{server.url}{path}", timeout=10)
+    error = expect_status(response, status)["error"]
     assert error["code"] == code
+    assert response.headers["X-Model-Version"] == loaded.version
+
+
+def test_a_chunked_body_over_the_limit_gets_413_not_a_cut_answer(server):
+    line = (",".join(GOOD[f] for f in FIELDS) + "\n").encode()
+    chunks = [line * 1000] * (1024 * 1024 // (len(line) * 1000) + 1)  # just over the 1 MB limit in all
+    response = requests.post(f"{server.url}/invocations", data=iter(chunks), timeout=30,
+                             headers={"Content-Type": "text/csv", "Connection": "close"})
+    assert response.request.headers.get("Transfer-Encoding") == "chunked"
+    assert response.status_code == 413, response.text[:500]
+    assert response.json()["error"]["code"] == "request_entity_too_large"
+
+
+def test_a_chunked_body_under_the_limit_is_served_whole(server, session):
+    line = (",".join(GOOD[f] for f in FIELDS) + "\n").encode()
+    response = session.post(f"{server.url}/invocations", data=iter([line * 500, line * 500]), timeout=30,
+                            headers={"Content-Type": "text/csv"})
+    assert response.request.headers.get("Transfer-Encoding") == "chunked"
+    assert len(expect_status(response, 200)["predictions"]) == 1000
+
+
+def test_json_lines_split_only_at_newlines_not_at_unicode_line_separators(server, session):
+    body = json.dumps({**GOOD, "note": "a\u2028b\x0cc"}, ensure_ascii=False) + "\n" + json.dumps(GOOD2)
+    doc = expect_status(invoke(session, server, body, "application/jsonlines", Accept="application/json"), 200)
+    assert len(doc["predictions"]) == 2
+
+
+def test_an_error_echoes_at_most_a_short_part_of_a_huge_value(server, session):
+    error = expect_status(invoke(session, server, json.dumps({**GOOD, "OPERA": "X" * 200_000})), 400)["error"]
+    assert (error["record"], error["field"]) == (0, "OPERA")
+    assert len(error["message"]) < 3000 and "200002 characters" in error["message"], error["message"][:300]
+
+
+def test_csv_values_are_read_without_surrounding_spaces(server, session):
+    body = "Fecha-I, OPERA, TIPOVUELO, Des-I\n2017-01-01 23:30:00, Grupo LATAM, I, KMIA\n"
+    assert len(expect_status(invoke(session, server, body, "text/csv"), 200)["predictions"]) == 1
 
 
 def raw_http(port: int, head: bytes, body: bytes = b"") -> tuple[int, bytes]:

@@ -64,7 +64,7 @@ def test_decode_records_omits_csv_header_columns_the_model_does_not_have():
     (b"Fecha-I,OPERA,TIPOVUELO,Des-I\n", "text/csv", "header but no records", None),
     (b"Fecha-I,OPERA,TIPOVUELO,Des-I\n2017-01-01 10:00,x,I\n", "text/csv", "expected 4 columns", 2),
     (b"2017-01-01 10:00,x,I,KMIA,extra\n", "text/csv", "expected 4 columns", 1),
-    (b'2017-01-01 10:00,"x,I,KMIA\n', "text/csv", "invalid CSV", None),
+    (b'2017-01-01 10:00,"x,I,KMIA\n', "text/csv", "invalid CSV", 1),
 ])
 def test_decode_records_rejects_unreadable_bodies_with_the_reason(body, content_type, fragment, line):
     with pytest.raises(PayloadError) as info:
