@@ -164,7 +164,9 @@ demo() {
   log "  curl -s localhost:$port/invocations -H 'Content-Type: application/json' \\"
   log "    -d '{\"instances\":[{\"Fecha-I\":\"2017-01-01 23:30:00\",\"OPERA\":\"Grupo LATAM\",\"TIPOVUELO\":\"I\",\"Des-I\":\"KMIA\"}]}'"
   if [ "$(engine)" = docker ]; then
-    exec docker run --rm -it -p "$port:8080" -v "$dir/model:/opt/ml/model:ro" "$IMAGE" serve
+    local tty=()
+    [ -t 0 ] && tty=(-it)  # Ctrl-C stops it from a terminal; -it would fail without one
+    exec docker run --rm "${tty[@]}" -p "$port:8080" -v "$dir/model:/opt/ml/model:ro" "$IMAGE" serve
   fi
   # podman here has no bridge network: the host network, with the port passed as SageMaker would.
   run --rm --no-healthcheck --network host -e "SAGEMAKER_BIND_TO_PORT=$port" -v "$dir/model:/opt/ml/model:ro" \

@@ -1,16 +1,19 @@
 """Read a training channel (one CSV file or a folder of them) into validated, labelled flight columns.
 
 Survives the real file: UTF-8 or Latin-1, the accented ``AÑO`` header, flight numbers read as text,
-duplicate rows. Every unusable row is counted and named (file, line, column); none is dropped silently.
+duplicate rows, blank lines, quoted values with commas or newlines. Every unusable row (a value that does not
+parse, a row with the wrong number of fields) is counted and named by file, line and column; none is dropped
+silently, and training stops when they are more than ``max_invalid_fraction`` of the rows.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .errors import DatasetError
 from .features import delay_label
@@ -30,16 +33,18 @@ TRAINING_SCHEMA = InputSchema(fields=(FECHA_I, OPERA, TIPOVUELO, DES_I),
                               required=((FECHA_I,), (FECHA_O,), (OPERA,), (TIPOVUELO,), (DES_I,)))
 REQUIRED_COLUMNS = (FECHA_I, FECHA_O, OPERA, TIPOVUELO, DES_I)
 ENCODINGS = ("utf-8-sig", "latin-1")
+SKIPPED_PREFIXES = (".", "_")  # hidden files, and markers such as _SUCCESS or _manifest in a channel folder
 
 
 @dataclass(frozen=True)
 class RowProblem:
     source: str  # "file.csv line 12"
-    field: str
+    field: str | None  # None: the row as a whole (e.g. the wrong number of fields)
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.source}, column {self.field}: {self.reason}"
+        return f"{self.source}: {self.reason}" if self.field is None else \
+            f"{self.source}, column {self.field}: {self.reason}"
 
 
 @dataclass
@@ -57,71 +62,100 @@ class LabeledFlights:
                 "problems": [str(p) for p in self.problems[:1000]]}
 
 
+@dataclass
+class RawRows:
+    """The required columns of a channel as text, one entry per distinct well-formed record."""
+
+    columns: dict[str, list[str]] = field(default_factory=lambda: {name: [] for name in REQUIRED_COLUMNS})
+    sources: list[str] = field(default_factory=list)
+    problems: list[RowProblem] = field(default_factory=list)  # rows that could not be read at all
+    records: int = 0  # every record read, bad and duplicate ones included
+    duplicates: int = 0
+
+
 def channel_files(channel: Path) -> list[Path]:
     if channel.is_file():
         return [channel]
     if not channel.is_dir():
         raise DatasetError(f"training data not found: {channel} does not exist")
-    files = sorted(p for p in channel.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files = sorted(p for p in channel.rglob("*") if p.is_file() and not p.name.startswith(SKIPPED_PREFIXES))
     if not files:
         raise DatasetError(f"no data files in channel folder {channel}")
     return files
 
 
-def read_csv(path: Path) -> pd.DataFrame:
-    """All columns as text (flight numbers are not always numeric); UTF-8, else Latin-1."""
+def _text(path: Path) -> str:
+    data = path.read_bytes()
     for encoding in ENCODINGS:
         try:
-            frame = pd.read_csv(path, dtype=str, encoding=encoding, skipinitialspace=True)
-            break
+            return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-        except pd.errors.EmptyDataError:
-            raise DatasetError(f"{path.name} is empty: expected a CSV header and rows") from None
-        except pd.errors.ParserError as e:
-            raise DatasetError(f"{path.name} is not a readable CSV: {str(e).strip()}") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise DatasetError(f"{path.name}: missing required column(s) {', '.join(missing)}; "
-                           f"found {', '.join(frame.columns[:20])}")
-    if frame.empty:
+    raise AssertionError("latin-1 decodes any bytes")
+
+
+def read_csv(path: Path, into: RawRows, seen: set[tuple[str, ...]]) -> None:
+    """Add the file's records to ``into``: all values as text (flight numbers are not always numeric)."""
+    text = _text(path)
+    if not text.strip():
+        raise DatasetError(f"{path.name} is empty: expected a CSV header and rows")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = [c.strip() for c in next(reader)]
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            raise DatasetError(f"{path.name}: missing required column(s) {', '.join(missing)}; "
+                               f"found {', '.join(repr(c)[:40] for c in header[:20])}")
+        positions = [header.index(c) for c in REQUIRED_COLUMNS]
+        records_before, start = into.records, reader.line_num + 1
+        for row in reader:
+            line, start = start, reader.line_num + 1
+            if not any(v.strip() for v in row):
+                continue
+            into.records += 1
+            if len(row) != len(header):
+                into.problems.append(RowProblem(f"{path.name} line {line}", None,
+                                                f"expected {len(header)} fields as in the header, got {len(row)}"))
+                continue
+            values = tuple(v.strip() for v in row)
+            if values in seen:
+                into.duplicates += 1
+                continue
+            seen.add(values)
+            for name, i in zip(REQUIRED_COLUMNS, positions):
+                into.columns[name].append(values[i])
+            into.sources.append(f"{path.name} line {line}")
+    except csv.Error as e:
+        raise DatasetError(f"{path.name} line {reader.line_num}: not a readable CSV: {e}") from None
+    if into.records == records_before:
         raise DatasetError(f"{path.name} has a header but no rows")
-    return frame
 
 
 def load_channel(channel: Path, max_invalid_fraction: float) -> LabeledFlights:
-    frames = []
-    for path in channel_files(channel):
-        frame = read_csv(path)
-        frame["_source"] = [f"{path.name} line {i + 2}" for i in range(len(frame))]  # line 1 is the header
-        frames.append(frame)
-    data = pd.concat(frames, ignore_index=True)
-    duplicated = data.drop(columns="_source").duplicated().to_numpy()
-    data = data[~duplicated].reset_index(drop=True)
-    flights = label_flights(data, max_invalid_fraction)
-    flights.duplicates, flights.files = int(duplicated.sum()), [p.name for p in channel_files(channel)]
-    flights.rows_read += flights.duplicates
+    files, raw, seen = channel_files(channel), RawRows(), set()
+    for path in files:
+        read_csv(path, raw, seen)
+    flights = label_flights(raw, max_invalid_fraction)
+    flights.files = [p.name for p in files]
     return flights
 
 
-def label_flights(data: pd.DataFrame, max_invalid_fraction: float) -> LabeledFlights:
-    raw = {name: data[name].to_numpy(dtype=object) for name in REQUIRED_COLUMNS}
-    columns, errors = parse_columns(raw, len(data), TRAINING_SCHEMA)
-    operated, operated_errors = parse_timestamps(raw[FECHA_O], FECHA_O)
+def label_flights(raw: RawRows, max_invalid_fraction: float) -> LabeledFlights:
+    n = len(raw.sources)
+    columns, errors = parse_columns(raw.columns, n, TRAINING_SCHEMA)
+    operated, operated_errors = parse_timestamps(raw.columns[FECHA_O], FECHA_O)
     errors = sorted(errors + operated_errors, key=lambda e: e.index)
     valid = columns.valid.copy()
     valid[[e.index for e in operated_errors]] = False
-    sources = data["_source"].to_numpy() if "_source" in data else np.arange(len(data)).astype(str)
-    problems = [RowProblem(sources[e.index], e.field, e.reason) for e in errors]
-    _check_invalid_share(problems, int((~valid).sum()), len(data), max_invalid_fraction)
+    problems = raw.problems + [RowProblem(raw.sources[e.index], e.field, e.reason) for e in errors]
+    _check_invalid_share(problems, int((~valid).sum()) + len(raw.problems), raw.records - raw.duplicates,
+                         max_invalid_fraction)
     label = delay_label(columns.scheduled[valid], operated[valid])
-    return LabeledFlights(columns.subset(valid), label, len(data), problems)
+    return LabeledFlights(columns.subset(valid), label, raw.records, problems, raw.duplicates)
 
 
 def _check_invalid_share(problems: list[RowProblem], invalid: int, total: int, max_fraction: float) -> None:
     if invalid and invalid / total > max_fraction:
-        first = "; ".join(str(p) for p in problems[:5])
-        raise DatasetError(f"{first} ({invalid} of {total} rows unusable, {invalid / total:.2%}, more than "
-                           f"max_invalid_fraction={max_fraction}; see the listed rows)")
-
+        first = "; ".join(str(p)[:200] for p in problems[:5])
+        raise DatasetError(f"{invalid} of {total} rows unusable ({invalid / total:.2%}), more than "
+                           f"max_invalid_fraction={max_fraction}; the first: {first}")

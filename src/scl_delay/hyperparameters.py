@@ -58,7 +58,13 @@ def _decode(value):
         return value
 
 
+RESERVED_PREFIX = "_"  # SageMaker's own keys, e.g. _tuning_objective_metric from automatic model tuning
+
+
 def parse_hyperparameters(values: Mapping[str, object]) -> Hyperparameters:
+    """Validated hyperparameters; keys SageMaker reserves (``_``-prefixed) are ignored, any other unknown
+    key is an error."""
+    values = {k: v for k, v in values.items() if not k.startswith(RESERVED_PREFIX)}
     unknown = sorted(set(values) - set(Hyperparameters.model_fields))
     if unknown:
         valid = ", ".join(Hyperparameters.model_fields)

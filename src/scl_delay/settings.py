@@ -62,6 +62,7 @@ class TrainSettings:
     model_dir: Path
     training_channel: Path
     validation_channel: Path
+    output_dir: Path  # output/failure goes here
     output_data_dir: Path
 
     @property
@@ -82,7 +83,7 @@ class TrainSettings:
 
     @property
     def failure_file(self) -> Path:
-        return self.opt_ml / "output" / "failure"
+        return self.output_dir / "failure"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> TrainSettings:
@@ -93,6 +94,7 @@ class TrainSettings:
             model_dir=Path(env.get(SM_MODEL_DIR) or opt_ml / "model"),
             training_channel=Path(env.get(SM_CHANNEL_TRAINING) or data / "training"),
             validation_channel=Path(env.get(SM_CHANNEL_VALIDATION) or data / "validation"),
+            output_dir=opt_ml / "output",
             output_data_dir=Path(env.get(SM_OUTPUT_DATA_DIR) or opt_ml / "output" / "data"),
         )
 

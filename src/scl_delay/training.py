@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import signal
 import sys
 import time
@@ -30,6 +29,7 @@ from .errors import DatasetError, InputError
 from .features import build_features, fit_feature_spec
 from .git import head_commit
 from .hyperparameters import Hyperparameters, parse_hyperparameters
+from .metric_lines import metric_lines
 from .model import (
     Split,
     classification_metrics,
@@ -43,19 +43,9 @@ from .model import (
 from .report import render_figures, render_markdown
 from .settings import TrainSettings
 
-METRIC_LINE = "metric {name}={value:.6f}"
-METRIC_REGEX = r"metric {name}=([-+0-9.eE]+)"
-METRIC_NAMES = ("recall", "precision", "f1", "roc_auc", "pr_auc", "threshold")
-METRIC_SPLITS = ("validation", "test", "baseline_logreg")
 GIT_COMMIT_ENV = "SCL_DELAY_GIT_COMMIT"
 FAILURE_LIMIT_CHARS = 1024
 MIN_ROWS = 50
-
-
-def metric_definitions() -> list[dict[str, str]]:
-    """SageMaker ``MetricDefinitions`` matching the lines `train` prints."""
-    return [{"Name": f"{split}:{name}", "Regex": METRIC_REGEX.format(name=re.escape(f"{split}:{name}"))}
-            for split in METRIC_SPLITS for name in METRIC_NAMES]
 
 
 def _say(message: str) -> None:
@@ -111,14 +101,18 @@ def _subset(flights: LabeledFlights, index: np.ndarray) -> LabeledFlights:
 
 
 def split_flights(flights: LabeledFlights, validation: LabeledFlights | None, hp: Hyperparameters) -> Splits:
-    """Test split (random share, or the most recent weeks), then validation from the rest unless given."""
+    """Test split (random share, or the most recent weeks), then validation from the rest unless given.
+
+    With ``split=time`` validation is the most recent part of the rest, just before the test weeks.
+    """
     n = len(flights.label)
+    validation_share = 0.0 if validation is not None else hp.validation_size  # a channel costs no training rows
     if hp.split == "random":
         # RandomState.permutation is what scikit-learn's train_test_split uses: same seed, same test rows.
         order = np.random.RandomState(hp.seed).permutation(n)
         n_test = int(np.ceil(hp.test_size * n))
         test, rest = order[:n_test], order[n_test:]
-        n_val = int(np.ceil(hp.validation_size * len(rest)))
+        n_val = int(np.ceil(validation_share * len(rest)))
         val, train = rest[:n_val], rest[n_val:]
     else:
         scheduled = flights.columns.scheduled
@@ -126,7 +120,7 @@ def split_flights(flights: LabeledFlights, validation: LabeledFlights | None, hp
         by_time = np.argsort(scheduled, kind="stable")
         is_test = scheduled[by_time] > cutoff
         test, rest = by_time[is_test], by_time[~is_test]
-        n_val = int(np.ceil(hp.validation_size * len(rest)))
+        n_val = int(np.ceil(validation_share * len(rest)))
         train, val = rest[: len(rest) - n_val], rest[len(rest) - n_val:]
     splits = Splits(_subset(flights, train), validation or _subset(flights, val), _subset(flights, test))
     for name in ("train", "validation", "test"):
@@ -163,7 +157,10 @@ def run(settings: TrainSettings, overrides: Mapping[str, str], env: Mapping[str,
         flights = load_channel(settings.training_channel, hp.max_invalid_fraction)
         validation = (load_channel(settings.validation_channel, hp.max_invalid_fraction)
                       if settings.validation_channel.exists() else None)
-        _say(f"data {json.dumps(flights.quality() | {'problems': flights.quality()['problems'][:5]})}")
+        quality = flights.quality() | ({"validation": validation.quality()} if validation else {})
+        for name, part in (("training", flights), ("validation", validation)):
+            if part is not None:
+                _say(f"data {name} {json.dumps(part.quality() | {'problems': part.quality()['problems'][:5]})}")
     with stage("split"):
         splits = split_flights(flights, validation, hp)
         _say(f"rows train={len(splits.train.label)} validation={len(splits.validation.label)} "
@@ -186,10 +183,10 @@ def run(settings: TrainSettings, overrides: Mapping[str, str], env: Mapping[str,
         metadata = _metadata(booster, spec, hp, evaluation, settings, env)
         figures = render_figures(*evaluation.pop("_curves"))
         report = render_markdown(evaluation, metadata)
+        settings.output_data_dir.mkdir(parents=True, exist_ok=True)  # first: a complete artifact means exit 0
+        (settings.output_data_dir / "data_quality.json").write_text(json.dumps(quality, indent=2))
         write_artifact(settings.model_dir, booster, metadata, evaluation,
                        {REPORT_FILE: report.encode(), **figures})
-        settings.output_data_dir.mkdir(parents=True, exist_ok=True)
-        (settings.output_data_dir / "data_quality.json").write_text(json.dumps(flights.quality(), indent=2))
     print_metrics(evaluation)
     return evaluation
 
@@ -235,11 +232,8 @@ def _metadata(booster, spec, hp: Hyperparameters, evaluation: dict, settings: Tr
 
 
 def print_metrics(evaluation: dict) -> None:
-    sources = {"validation": evaluation["validation"], "test": evaluation["test"],
-               "baseline_logreg": evaluation["baselines"]["logistic_regression"]}
-    for split in METRIC_SPLITS:
-        for name in METRIC_NAMES:
-            _say(METRIC_LINE.format(name=f"{split}:{name}", value=sources[split][name]))
+    for line in metric_lines(evaluation):
+        _say(line)
 
 
 class TrainingInterrupted(Exception):

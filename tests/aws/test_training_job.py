@@ -16,15 +16,18 @@ import pytest
 
 from scl_delay.aws.cli import training_job_main
 from scl_delay.aws.names import NAME_RE
-from scl_delay.training import metric_definitions
+from scl_delay.metric_lines import metric_definitions
 
 from .aws_helpers import COMMIT, IMAGE, REGION, ROLE_ARN, NoAws, run_script, training_args, unique
 
 
-def _tar_names(s3, uri: str) -> set[str]:
+def _tar(s3, uri: str) -> tarfile.TarFile:
     bucket, key = uri.removeprefix("s3://").split("/", 1)
-    data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+    return tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()), mode="r:gz")
+
+
+def _tar_names(s3, uri: str) -> set[str]:
+    with _tar(s3, uri) as tar:
         return set(tar.getnames())
 
 
@@ -58,14 +61,19 @@ def test_create_training_job_request_carries_metrics_hyperparameters_tags_and_li
     assert transitions == ["Starting", "Downloading", "Training", "Uploading", "Completed"]
 
 
-def test_metric_regexes_scrape_every_metric_train_prints(trained):
-    """Every MetricDefinition matched a line of the real train stdout, with the value in metrics.json."""
+def test_metric_regexes_scrape_every_metric_train_prints(trained, s3):
+    """Every MetricDefinition matched a line of the real train stdout (moto's own FinalMetricDataList is fake:
+    the local training backend scrapes the job's stdout with the job's MetricDefinitions, as SageMaker does),
+    with the value in metrics.json."""
     good = trained["good"]
     names = {d["Name"] for d in metric_definitions()}
     assert set(good["metric_sources"]["FinalMetricDataList"]) == names
     assert good["metric_sources"]["metrics.json"] == []
     assert set(good["final_metrics"]) == names
     assert 0 < good["final_metrics"]["test:pr_auc"] < 1
+    with _tar(s3, good["model_artifact"]) as tar:
+        artifact_metrics = json.load(tar.extractfile(next(m for m in tar.getmembers() if m.name.endswith("metrics.json"))))
+    assert good["final_metrics"]["test:pr_auc"] == pytest.approx(artifact_metrics["test"]["pr_auc"], abs=1e-6)
 
 
 def test_result_json_names_job_artifact_metrics_hyperparameters_image(trained):

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TRAIN_STDOUT, make_opt_ml, run_train
+from conftest import ROOT, TRAIN_STDOUT, make_opt_ml, run_train, venv_env
 
 from scl_delay.artifact import load_model
+from scl_delay.metric_lines import metric_definitions
 from scl_delay.settings import TrainSettings
-from scl_delay.training import main, metric_definitions
+from scl_delay.training import main
 
 FAST = {"num_round": "30", "early_stopping_rounds": "5"}
 
@@ -36,12 +39,17 @@ def test_train_writes_a_complete_artifact_that_loads(trained_opt_ml):
 def test_every_metric_definition_matches_one_printed_line(trained_opt_ml):
     stdout = (trained_opt_ml / TRAIN_STDOUT).read_text()
     metrics = json.loads((trained_opt_ml / "model" / "metrics.json").read_text())
+    (tn, fp), (fn, tp) = metrics["test"]["confusion_matrix"]
+    counts = {"true_negatives": tn, "false_positives": fp, "false_negatives": fn, "true_positives": tp}
+    sources = {"validation": metrics["validation"], "test": {**metrics["test"], **counts},
+               "baseline_logreg": metrics["baselines"]["logistic_regression"],
+               "baseline_majority": metrics["baselines"]["majority"]}
+    assert len(metric_definitions()) <= 40  # SageMaker's limit
     for definition in metric_definitions():
         found = re.findall(definition["Regex"], stdout)
         assert len(found) == 1, (definition, stdout[-2000:])
         split, name = definition["Name"].split(":")
-        source = metrics["baselines"]["logistic_regression"] if split == "baseline_logreg" else metrics[split]
-        assert float(found[0]) == pytest.approx(source[name], abs=1e-6)
+        assert float(found[0]) == pytest.approx(sources[split][name], abs=1e-6)
     assert re.search(r"stage fit: done in [0-9.]+ s", stdout)
 
 
@@ -64,7 +72,7 @@ def write(tmp_path: Path, name: str, content: bytes) -> Path:
     ("missing channel", r"^DatasetError: training data not found: .*input/data/training"),
     ("empty file", r"^DatasetError: flights.csv is empty"),
     ("missing column", r"^DatasetError: flights.csv: missing required column\(s\) OPERA"),
-    ("garbage file", r"^DatasetError: flights.csv is not a readable CSV: .*line 3"),
+    ("garbage file", r"^DatasetError: flights.csv: missing required column\(s\) Fecha-I, .*; found '\\x00"),
     ("wrong hyperparameter", r"^HyperparameterError: invalid hyperparameter max_depth: .*less than or equal to 16"),
     ("unknown hyperparameter", r"^HyperparameterError: unknown hyperparameter\(s\) depth; valid names: feature_set"),
 ])
@@ -120,8 +128,8 @@ def test_too_many_bad_rows_fail_naming_the_first_rows(tmp_path, synthetic_csv):
     code, settings = train_in_process(tmp_path, data, max_invalid_fraction="0.01")
     reason = settings.failure_file.read_text()
     assert code != 0
-    assert reason.startswith("DatasetError: flights.csv line 2, column Fecha-O: expected a date-time"), reason
-    assert "100 of 4000 rows unusable" in reason
+    assert reason.startswith("DatasetError: 100 of 4000 rows unusable (2.50%), more than max_invalid_fraction=0.01; "
+                             "the first: flights.csv line 2, column Fecha-O: expected a date-time"), reason
 
 
 def test_latin1_files_folders_and_duplicates_are_read(tmp_path, synthetic_csv):
@@ -154,3 +162,28 @@ def test_same_seed_and_data_give_the_same_model(tmp_path, synthetic_csv):
         assert code == 0
         boosters.append((settings.model_dir / "booster.ubj").read_bytes())
     assert boosters[0] == boosters[1]
+
+
+def test_a_local_run_writes_its_outputs_beside_the_model_dir(tmp_path, synthetic_csv):
+    """`python train.py --data F --model-dir D` touches nothing under /opt/ml: output/ goes beside D."""
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "--data", str(synthetic_csv), "--model-dir",
+                             str(tmp_path / "model"), "--hp", "num_round=30"],
+                            env=venv_env(OPT_ML_DIR=str(tmp_path / "no-such-opt-ml")), capture_output=True,
+                            text=True, timeout=240, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "model" / "metadata.json").is_file()
+    assert (tmp_path / "output" / "data" / "data_quality.json").is_file()
+    assert not (tmp_path / "no-such-opt-ml").exists()
+
+
+def test_a_validation_channel_costs_the_training_split_no_rows(tmp_path, synthetic_csv):
+    frame = pd.read_csv(synthetic_csv, dtype=str)
+    training, validation = tmp_path / "training.csv", tmp_path / "validation.csv"
+    frame.iloc[:3000].to_csv(training, index=False)
+    frame.iloc[3000:].to_csv(validation, index=False)
+    root = make_opt_ml(tmp_path / "opt_ml", training, {**FAST, "split": "random", "test_size": "0.2"},
+                       validation=validation)
+    result = run_train(root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "rows train=2400 validation=1000 test=600" in result.stdout, result.stdout[-3000:]
+    assert re.search(r"^data validation \{", result.stdout, re.MULTILINE)

@@ -43,3 +43,10 @@ def test_overrides_must_be_key_value_pairs():
     assert parse_overrides(["eta=0.1", " max_depth = 3 "]) == {"eta": "0.1", "max_depth": "3"}
     with pytest.raises(HyperparameterError, match="key=value"):
         parse_overrides(["eta"])
+
+
+def test_keys_sagemaker_reserves_are_ignored_and_other_unknown_keys_are_errors():
+    hp = parse_hyperparameters({"_tuning_objective_metric": "validation:f1", "max_depth": "5"})
+    assert hp.max_depth == 5
+    with pytest.raises(HyperparameterError, match="unknown hyperparameter"):
+        parse_hyperparameters({"tuning_objective_metric": "validation:f1"})

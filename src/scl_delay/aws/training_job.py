@@ -18,6 +18,7 @@ from pathlib import Path
 from botocore.exceptions import ClientError
 
 from ..errors import InputError
+from ..metric_lines import metric_definitions, metric_values
 from . import live_record, names
 from .report_pr import render_report
 
@@ -25,8 +26,6 @@ LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TERMINAL = {"Completed", "Failed", "Stopped"}
 ARTIFACT_FILES = {"metrics.json", "report.md", "metadata.json", "pr_curve.png", "confusion_matrix.png"}
 IMAGE_FILES = ("pr_curve.png", "confusion_matrix.png")
-_METRIC_SOURCES = {"validation": ("validation",), "test": ("test",),
-                   "baseline_logreg": ("baselines", "logistic_regression")}
 
 
 @dataclass(frozen=True)
@@ -79,8 +78,6 @@ def _channel(name: str, uri: str) -> dict:
 
 def create_request(spec: TrainingJobSpec, job_name: str, training_uri: str, validation_uri: str | None) -> dict:
     """The CreateTrainingJob parameters. Pure, so the exact request is testable without AWS."""
-    from ..training import metric_definitions  # lazy: the training module imports pandas and xgboost (~3 s)
-
     channels = [_channel("training", training_uri)]
     if validation_uri:
         channels.append(_channel("validation", validation_uri))
@@ -168,20 +165,6 @@ def wait(clients, job_name: str, poll_s: float, timeout_s: float, say: Callable[
         sleep(poll_s)
 
 
-def _metrics_from_artifact(metrics: Mapping) -> dict[str, float]:
-    from ..training import METRIC_NAMES
-
-    out = {}
-    for split, path in _METRIC_SOURCES.items():
-        node = metrics
-        for key in path:
-            node = node.get(key, {}) if isinstance(node, Mapping) else {}
-        for name in METRIC_NAMES:
-            if isinstance(node.get(name), (int, float)):
-                out[f"{split}:{name}"] = float(node[name])
-    return out
-
-
 def read_model_artifact(s3, uri: str) -> dict[str, bytes]:
     """The small files of model.tar.gz (metrics, report, plots); the booster is not needed here."""
     bucket, key = names.parse_s3_uri(uri)
@@ -227,7 +210,7 @@ def collect(clients, desc: Mapping, spec: TrainingJobSpec) -> tuple[dict, dict[s
         files = read_model_artifact(clients.s3, result["model_artifact"])
     except (ClientError, tarfile.TarError, OSError) as e:
         result["artifact_error"] = f"{type(e).__name__}: {e}"
-    from_artifact = _metrics_from_artifact(json.loads(files["metrics.json"])) if "metrics.json" in files else {}
+    from_artifact = metric_values(json.loads(files["metrics.json"])) if "metrics.json" in files else {}
     result["final_metrics"] = {**from_artifact, **scraped}  # what SageMaker scraped wins; the artifact fills gaps
     result["metric_sources"] = {"FinalMetricDataList": sorted(scraped), "metrics.json": sorted(set(from_artifact)
                                                                                               - set(scraped))}
