@@ -49,7 +49,8 @@ def main() -> int:
                               "--result", str(out / "training_result.json"), "--report", str(out / "report.md")]):
             return 1
         job = json.loads((out / "training_result.json").read_text())
-        print(f"== PR report: {out / 'report.md'}")
+        print(f"== the PR comment ({out / 'report.md'}):\n")
+        print((out / "report.md").read_text())
         if deploy_main(["--training-job", job["job_name"], "--endpoint-name", ENDPOINT,
                         "--state-s3", f"s3://{BUCKET}/artifacts/state", "--role-arn", ROLE,
                         "--apigw-role-arn", APIGW_ROLE, "--out", str(work / "deploy_result.json"),

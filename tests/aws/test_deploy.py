@@ -49,6 +49,8 @@ def _api(gw, name: str) -> dict:
 
 def test_first_deploy_creates_endpoint_scaling_gateway_and_records_live(target, trained, sm, gw, aas, s3,
                                                                          tmp_path, monkeypatch):
+    """moto marks the endpoint InService at once and cannot call the gateway: the resources are checked as
+    recorded (model image and artifact, variant, scaling target and policy, method, integration, stage, key, plan)."""
     github_output = tmp_path / "github_output"
     monkeypatch.setenv("GITHUB_OUTPUT", str(github_output))
     good = trained["good"]
@@ -107,6 +109,7 @@ def test_first_deploy_creates_endpoint_scaling_gateway_and_records_live(target, 
 
 
 def test_second_run_with_same_inputs_changes_nothing(target, trained, sm, gw, s3, capsys):
+    """Checked through what moto records: no create/update call is made, no new gateway deployment, same live record."""
     args = deploy_args(target["endpoint"], target["state"], target["out"], "--training-job",
                        trained["good"]["job_name"])
     assert deploy_main(args) == 0
@@ -148,6 +151,8 @@ def test_update_deploy_is_blue_green_with_rollback_alarms_and_cleans_the_old_ver
 
 
 def test_gate_refuses_a_worse_model_and_force_overrides_it(target, trained, sm, s3, capsys):
+    """The two models' metrics are real (their jobs ran `train` through the local backend); the refusal is
+    checked before any SageMaker call, so nothing moto fakes is involved."""
     weak, good = trained["weak"], trained["good"]
     assert weak["final_metrics"]["test:pr_auc"] < good["final_metrics"]["test:pr_auc"] - 0.01
     assert deploy_main(deploy_args(target["endpoint"], target["state"], target["out"],
@@ -178,6 +183,7 @@ def test_deploy_picks_the_job_recorded_for_the_merged_commit(trained, training_s
 
 
 def test_teardown_removes_only_what_deploy_created(target, trained, sm, gw, aas, s3):
+    """Deletion is checked in moto's records; a look-alike resource without our tags must survive."""
     ep = target["endpoint"]
     assert deploy_main(deploy_args(ep, target["state"], target["out"], "--training-job",
                                    trained["good"]["job_name"])) == 0
@@ -223,6 +229,8 @@ def test_unknown_or_unrecorded_training_job_is_an_input_error(target, capsys):
     assert "training job no-such-job does not exist" in capsys.readouterr().err
     assert deploy_main(deploy_args(target["endpoint"], target["state"], target["out"], "--commit", "abc123")) == 2
     assert "no training job is recorded for commit abc123" in capsys.readouterr().err
+    result = json.loads(target["out"].read_text())  # written on this failure too: the workflow reads it
+    assert "no training job is recorded for commit abc123" in result["error"]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -141,6 +141,8 @@ MISSING = "missing --image-uri (or $IMAGE_URI), --role-arn (or $SAGEMAKER_ROLE_A
     ((), {"--hp": "max_depth=99"}, "invalid hyperparameter max_depth"),
     ((), {"--hp": "depth=3"}, "unknown hyperparameter(s) depth"),
     ((), {"--instance-count": "two"}, "--instance-count must be an integer"),
+    ((), {"--poll-seconds": "soon"}, "--poll-seconds must be a positive number, got 'soon'"),
+    ((), {"--wait-timeout-minutes": "0"}, "--wait-timeout-minutes must be a positive number"),
 ])
 def test_input_errors_are_named_before_any_aws_call(drop, replace, message, tmp_path, capsys, bucket):
     args = training_args(bucket, tmp_path, "s3://b-ok/data/", COMMIT, [], f"s3://{bucket}/state")

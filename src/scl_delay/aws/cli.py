@@ -60,6 +60,16 @@ def _int_arg(args, attr: str, flag: str) -> int:
         raise InputError(f"{flag} must be an integer, got {getattr(args, attr)!r}") from None
 
 
+def _positive_arg(args, attr: str, flag: str) -> float:
+    try:
+        value = float(getattr(args, attr))
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not value > 0:
+        raise InputError(f"{flag} must be a positive number, got {getattr(args, attr)!r}")
+    return value
+
+
 def git_commit(env: Mapping[str, str], flag: str | None) -> str:
     commit = flag or env.get("GIT_COMMIT") or env.get("GITHUB_SHA")
     return commit or head_commit()
@@ -198,7 +208,8 @@ def training_spec_from_args(argv: list[str] | None, env: Mapping[str, str]):
         volume_gb=_int_arg(args, "volume_gb", "--volume-gb"),
         max_runtime_s=60 * _int_arg(args, "max_runtime_minutes", "--max-runtime-minutes"),
         pr_number=args.pr_number, repo=args.repo, state_s3=args.state_s3, job_name=args.job_name,
-        poll_s=float(args.poll_seconds), wait_timeout_s=60 * float(args.wait_timeout_minutes))
+        poll_s=_positive_arg(args, "poll_seconds", "--poll-seconds"),
+        wait_timeout_s=60 * _positive_arg(args, "wait_timeout_minutes", "--wait-timeout-minutes"))
     check_spec(spec)
     return spec, args
 
@@ -337,6 +348,9 @@ def deploy_main(argv: list[str] | None = None, env: Mapping[str, str] | None = N
         except (ClientError, BotoCoreError, WaiterError) as e:
             _err(f"error: AWS: {e}")
             return _finish(outcome, args, env, EXIT_AWS, f"AWS: {e}")
+        except InputError as e:  # e.g. no training job recorded for the commit
+            _err(f"error: {e}")
+            return _finish(outcome, args, env, EXIT_INPUT, str(e))
         _out(f"invoke URL: {outcome['invoke_url']}")
         return _finish(outcome, args, env, EXIT_OK, None)
 

@@ -30,8 +30,15 @@ def training_record_uri(state_s3: str, commit: str) -> str:
 
 
 def read_json(s3, uri: str) -> dict | None:
-    """The document, or None when the object does not exist."""
+    """The document, or None when the object does not exist.
+
+    Listed first: without ``s3:ListBucket`` on the key itself S3 answers a missing object with 403, not 404,
+    and an AccessDenied must stay an error (a gate that cannot read the live record must not pass).
+    """
     bucket, key = parse_s3_uri(uri)
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("Contents", [])
+    if not listed or listed[0]["Key"] != key:
+        return None
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as e:
