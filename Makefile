@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 PY := .venv/bin/python
 
-.PHONY: help setup demo test test-fast audit lint image image-demo rehearse bench bench-train bench-serve bench-image
+.PHONY: help setup demo test test-fast audit lint image image-demo rehearse rehearse-image bench bench-train bench-serve bench-image
 help:
 	@echo "make demo        set up, train on synthetic data, serve on 127.0.0.1:8080, invoke, stop"
 	@echo "make test        set up and run all tests (unit, contract, hardening, container, aws)"
@@ -17,6 +17,7 @@ help:
 	@echo "make image       build the image (docker, else podman)"
 	@echo "make image-demo  train on synthetic data inside the image, then serve it on localhost:8080"
 	@echo "make rehearse    the whole PR -> merge loop against a local moto server, no AWS account"
+	@echo "make rehearse-image  the same, with the training job running inside the image"
 	@echo "make bench       the training, serving and image benchmarks (tables for the README)"
 
 $(CURDIR)/.tools/bin/uv:
@@ -57,6 +58,9 @@ image-demo: image
 
 rehearse: setup
 	$(PY) scripts/rehearse.py
+
+rehearse-image: image
+	$(PY) scripts/rehearse.py --image localhost/scl-delay:dev
 
 bench: bench-train bench-serve bench-image
 

@@ -4,6 +4,7 @@ synthetic data in its S3 -> training_job.py (really runs `train`) -> deploy.py (
 API Gateway) -> serve the model -> InvokeEndpoint through the runtime stand-in -> deploy.py --teardown.
 
     .venv/bin/python scripts/rehearse.py [--keep]     # --keep: leave everything running until Ctrl-C
+    .venv/bin/python scripts/rehearse.py --image localhost/scl-delay:dev   # `train` inside the image (make image)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from scl_delay.aws.cli import deploy_main, training_job_main
 from scl_delay.local_aws.moto_server import start_moto_server
 from scl_delay.local_aws.rehearsal import SAMPLE_RECORD, seed_dataset, start_serve
 from scl_delay.local_aws.runtime_standin import RuntimeStandin
+from scl_delay.local_aws.training_backend import TRAIN_COMMAND_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 ROLE = "arn:aws:iam::123456789012:role/scl-delay-sagemaker-execution"
@@ -33,9 +35,13 @@ BUCKET, ENDPOINT = "scl-delay-rehearsal", "scl-delay"
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="keep everything running until Ctrl-C")
+    parser.add_argument("--image", help="run the training job's `train` inside this local image (docker or podman, "
+                        "through scripts/container-engine.sh) instead of as a process")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="scl-rehearsal-"))
-    moto = start_moto_server(work / "jobs", work / "moto.log")
+    in_image = {TRAIN_COMMAND_ENV: f"{ROOT / 'scripts' / 'container-engine.sh'} run --rm --no-healthcheck "
+                                   f"--network none -v {{opt_ml}}:/opt/ml {args.image} train"} if args.image else {}
+    moto = start_moto_server(work / "jobs", work / "moto.log", extra_env=in_image)
     standin = serve = None
     try:
         os.environ.update(moto.client_env())

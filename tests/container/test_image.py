@@ -246,3 +246,17 @@ def test_serve_exits_cleanly_within_30_s_of_sigterm(trained, tmp_path):
     finally:
         proc.stop()
         remove_container(name)
+
+
+def test_the_rehearsal_runs_the_training_job_inside_the_image(image, tmp_path):
+    """scripts/rehearse.py --image: moto's CreateTrainingJob really runs `IMAGE train` on an /opt/ml tree, then
+    deploy.py, InvokeEndpoint through the runtime stand-in, and teardown (moto fakes the endpoint itself)."""
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "rehearse.py"), "--image", image],
+                            env=engine_env(TMPDIR=str(tmp_path)), capture_output=True, text=True, timeout=600,
+                            check=False)
+    out = result.stdout
+    assert result.returncode == 0, out[-4000:] + result.stderr[-4000:]
+    assert "artifact in /opt/ml/model" in out, out[-4000:]  # the path inside the container, not a host folder
+    assert re.search(r"training job scl-delay-\S+ Completed", out), out[-4000:]
+    assert re.search(r'== InvokeEndpoint scl-delay: \{"predictions": \[\{"probability"', out), out[-4000:]
+    assert "teardown of scl-delay:" in out
