@@ -259,4 +259,5 @@ def test_the_rehearsal_runs_the_training_job_inside_the_image(image, tmp_path):
     assert "artifact in /opt/ml/model" in out, out[-4000:]  # the path inside the container, not a host folder
     assert re.search(r"training job scl-delay-\S+ Completed", out), out[-4000:]
     assert re.search(r'== InvokeEndpoint scl-delay: \{"predictions": \[\{"probability"', out), out[-4000:]
-    assert "teardown of scl-delay:" in out
+    assert "### Metrics against the live model `scl-delay-pr1-" in out  # PR 2's comment
+    assert "== PR 2 merged: " in out and "teardown of scl-delay:" in out
