@@ -222,12 +222,8 @@ def create_app(model_or_error: LoadedModel | BaseException, settings: ServeSetti
         return Response(ping_body, 200, mimetype=_JSON_MIME)
 
     @app.post("/invocations", provide_automatic_options=False)
-    def invocations():
-        if scorer is None:
-            return Response(unavailable, 503, mimetype=_JSON_MIME)
-        body, kind = invoke(scorer, settings, request.get_data(cache=False), request.headers.get("Content-Type"),
-                            request.headers.get("Accept"), request.args, request.headers.get(CUSTOM_ATTRIBUTES))
-        return Response(body, 200, mimetype=kind)
+    def invocations():  # with a model, _fast_invocations answers before Flask routes: this is the no-model answer
+        return Response(unavailable, 503, mimetype=_JSON_MIME)
 
     @app.get("/execution-parameters", provide_automatic_options=False)
     def execution_parameters():
@@ -283,9 +279,9 @@ def _fast_invocations(flask_app, scorer: Scorer, settings: ServeSettings):
         if environ.get("PATH_INFO") != "/invocations" or environ.get("REQUEST_METHOD") != "POST":
             return flask_app(environ, start_response)
         length = environ.get("CONTENT_LENGTH", "")
-        if length and not (length.isascii() and length.isdigit()):
-            return flask_app(environ, start_response)
-        if length and int(length) > limit:
+        if length and not (length.isascii() and length.isdigit()):  # gunicorn refuses these before us
+            out, kind, status = _error_body("invalid_payload", f"bad Content-Length {length[:40]!r}"), _JSON_MIME, 400
+        elif length and int(length) > limit:
             out, kind, status = _too_large(limit), _JSON_MIME, 413
         else:
             body = environ["wsgi.input"].read(int(length) if length else limit + 1)
