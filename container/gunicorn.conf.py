@@ -39,6 +39,9 @@ timeout = _settings.timeout_s
 graceful_timeout = 20  # SageMaker allows 30 s after SIGTERM; in-flight requests get 20 of them
 keepalive = 75  # longer than the idle timeout of load balancers in front (ALB 60 s), so they close first
 preload_app = True  # load the model once, share it copy-on-write
+# The worker heartbeat touches a file twice per request; on a container's overlay /tmp that can block and is
+# slow (gunicorn's docs advise /dev/shm in containers). tmpfs keeps it in memory.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 backlog = 2048
 accesslog = None
 errorlog = "-"
