@@ -20,7 +20,7 @@ import pytest
 import requests
 import schemathesis
 import yaml
-from conftest import ROOT, venv_env
+from conftest import ROOT, make_opt_ml, run_train, venv_env
 from hardening_support import GOOD, GOOD2, SPEC_PATH, record_figures, start_serve
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -342,7 +342,7 @@ ACCEPTS = [None, "application/json", "text/csv", "application/jsonlines", "*/*",
 QUERIES = st.one_of(st.just({}), st.fixed_dictionaries({}, optional={
     "output": st.sampled_from(["probability", "decision", "both", "nope", "", "PROBABILITY, label"]),
     "explain": st.sampled_from(["true", "0", "maybe", "", "YES"]),
-    "top": st.sampled_from(["1", "20", "0", "21", "-1", "x", "٣", "99999999999999999999"])}))
+    "top": st.sampled_from(["1", "20", "0", "21", "-1", "x", "٣", "\u00b2", "+-2", "99999999999999999999"])}))
 CUSTOM = st.one_of(st.none(), st.sampled_from(["output=decision", "explain=true;top=2", "output=;explain=",
                                                ";;==;", "top=-3", "explain=perhaps", "nothing"]))
 
@@ -462,3 +462,47 @@ test_deep_nesting_and_many_records_never_get_a_5xx = _property_test("deep nestin
                              "opener": st.sampled_from(["[", '{"a":', '{"instances":[', "wide"]),
                              "kind": st.sampled_from(["application/json", "application/jsonlines", "text/csv"]),
                              "width": st.integers(min_value=1, max_value=5000)})
+
+
+# ---------------------------------------------------------------- 2c. the challenge model: MES, not Des-I
+
+MONTHS = st.one_of(SCALARS, st.integers(min_value=-20, max_value=20), st.sampled_from(
+    ["7", " 12 ", "+7", "-1", "+-5", "--3", "\u00b2", "\u0663", "\uff17", "1_0", "0x7", "7.0", "7.5", "1e1"]))
+CHALLENGE_GOOD = {"OPERA": "Grupo LATAM", "TIPOVUELO": "I", "MES": 7}
+CHALLENGE_RECORDS = st.one_of(
+    st.fixed_dictionaries({}, optional={"OPERA": SCALARS, "TIPOVUELO": SCALARS, "MES": MONTHS, "Fecha-I": SCALARS}),
+    st.builds(lambda changes: {**CHALLENGE_GOOD, **changes},
+              st.fixed_dictionaries({}, optional={"MES": MONTHS, "Fecha-I": SCALARS})),
+)
+
+
+@pytest.fixture(scope="module")
+def challenge_server(synthetic_csv, tmp_path_factory):
+    """A second live server, for a `feature_set=challenge` model: it reads MES (or Fecha-I) instead of Des-I."""
+    root = make_opt_ml(tmp_path_factory.mktemp("challenge-opt-ml"), synthetic_csv,
+                       {"feature_set": "challenge", "num_round": "50", "early_stopping_rounds": "10"})
+    result = run_train(root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    process = start_serve(root, root / "model", tmp_path_factory.mktemp("challenge-log"))
+    try:
+        yield process
+    finally:
+        assert process.stop() == 0, process.log_tail()
+
+
+def test_random_months_for_the_challenge_model_never_get_a_5xx(challenge_server, session, request, tmp_path):
+    tally = Tally()
+
+    @settings(max_examples=1000, **PROPERTY_SETTINGS)
+    @given(records=st.lists(CHALLENGE_RECORDS, min_size=1, max_size=4), wrap=st.booleans())
+    def run(records, wrap):
+        response = _post(session, challenge_server, tally, _dumps({"instances": records} if wrap else records),
+                         "application/json")
+        if response.status_code == 400:
+            error = response.json()["error"]
+            assert error["record"] is None or 0 <= error["record"] < len(records), error
+
+    run()
+    record_figures(request, tmp_path, "challenge model months", tally.figures())
+    assert tally.server_errors == 0 and tally.bad_error_bodies == 0, tally.figures()
+    assert tally.statuses[200] > 0 and tally.statuses[400] > 0, tally.figures()
