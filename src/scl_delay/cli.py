@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
+import sys
 from pathlib import Path
 
 from .errors import InputError
+from .failure import TrainingInterrupted, raise_on_sigterm, write_failure
 from .hyperparameters import parse_overrides
 from .settings import TrainSettings
 
 
 def train_main(argv: list[str] | None = None) -> int:
-    from .training import main, write_failure
-
     parser = argparse.ArgumentParser(
         prog="train.py", description="Train the SCL delay model. With no flags, follows SageMaker's /opt/ml "
         "layout under $OPT_ML_DIR (default /opt/ml); flags override single paths for local runs.")
@@ -35,4 +36,11 @@ def train_main(argv: list[str] | None = None) -> int:
     except InputError as e:
         write_failure(settings, e)
         parser.error(str(e))
+    signal.signal(signal.SIGTERM, raise_on_sigterm)  # before the ~2 s of imports below, not after
+    try:
+        from .training import main
+    except TrainingInterrupted as e:
+        reason = write_failure(settings, e)
+        print(f"training failed: {reason}", file=sys.stderr, flush=True)
+        return 1
     return main(settings, overrides)

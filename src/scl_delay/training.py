@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 import time
-import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from . import __version__
 from .artifact import REPORT_FILE, write_artifact
 from .dataset import LabeledFlights, channel_files, load_channel
 from .errors import DatasetError, InputError
+from .failure import FAILURE_LIMIT_CHARS, raise_on_sigterm, write_failure
 from .features import build_features, fit_feature_spec
 from .git import head_commit
 from .hyperparameters import Hyperparameters, parse_hyperparameters
@@ -44,7 +44,6 @@ from .report import render_figures, render_markdown
 from .settings import TrainSettings
 
 GIT_COMMIT_ENV = "SCL_DELAY_GIT_COMMIT"
-FAILURE_LIMIT_CHARS = 1024
 MIN_ROWS = 50
 
 
@@ -236,35 +235,10 @@ def print_metrics(evaluation: dict) -> None:
         _say(line)
 
 
-class TrainingInterrupted(Exception):
-    """SIGTERM arrived: StopTrainingJob or MaxRuntimeInSeconds. SageMaker then gives 120 s."""
-
-
-def _raise_on_sigterm(signum, frame):
-    raise TrainingInterrupted("training stopped by SIGTERM (StopTrainingJob or the stopping condition); "
-                            "no artifact was written")
-
-
-def write_failure(settings: TrainSettings, error: BaseException) -> str:
-    """Cause first: only the first 1,024 characters reach the job's FailureReason."""
-    if isinstance(error, TrainingInterrupted):
-        reason = f"Interrupted: {error}"
-    elif isinstance(error, InputError):
-        reason = f"{type(error).__name__}: {error}"
-    else:
-        reason = f"InternalError: {error!r}\n\n{traceback.format_exc()}"
-    try:
-        settings.failure_file.parent.mkdir(parents=True, exist_ok=True)
-        settings.failure_file.write_text(reason, encoding="utf-8")
-    except OSError as e:
-        print(f"could not write {settings.failure_file}: {e}", file=sys.stderr)
-    return reason
-
-
 def main(settings: TrainSettings, overrides: Mapping[str, str] | None = None,
          env: Mapping[str, str] = os.environ) -> int:
     started = time.perf_counter()
-    previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    previous = signal.signal(signal.SIGTERM, raise_on_sigterm)
     try:
         run(settings, overrides or {}, env)
     except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 - the one failure boundary

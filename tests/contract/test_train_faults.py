@@ -100,3 +100,31 @@ def test_sigterm_during_fit_writes_the_failure_and_exits_non_zero(tmp_path):
         assert process.wait(timeout=60) != 0, output
     assert (root / "output" / "failure").read_text().startswith("Interrupted: training stopped by SIGTERM")
     assert not (root / "model" / METADATA_FILE).exists()
+
+
+def test_sigterm_while_train_still_imports_its_libraries_writes_the_failure(tmp_path, monkeypatch, synthetic_csv):
+    """The ~2 s of pandas/xgboost imports come after the SIGTERM handler: a stop then still leaves a reason."""
+    import builtins
+    import os
+    import sys
+
+    from scl_delay.cli import train_main
+
+    real_import = builtins.__import__
+
+    def import_then_stop(name, globals=None, locals=None, fromlist=(), level=0):
+        if level == 1 and name == "training":  # cli.train_main's `from .training import main`
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.5)  # the handler runs here, in the main thread
+        return real_import(name, globals, locals, fromlist, level)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    monkeypatch.delitem(sys.modules, "scl_delay.training")
+    monkeypatch.setattr(builtins, "__import__", import_then_stop)
+    try:
+        code = train_main(["--data", str(synthetic_csv), "--model-dir", str(tmp_path / "model")])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert code == 1
+    assert (tmp_path / "output" / "failure").read_text().startswith("Interrupted: training stopped by SIGTERM")
+    assert not (tmp_path / "model").exists()
