@@ -59,21 +59,25 @@ def predict_linear(booster: xgb.Booster, X: np.ndarray, spec: FeatureSpec) -> np
     return booster.predict(_dmatrix(X, spec))
 
 
-def predict_proba(booster: xgb.Booster, X: np.ndarray) -> np.ndarray:
-    """Delay probabilities; uses the best iteration when early stopping found one."""
+def best_iterations(booster: xgb.Booster) -> tuple[int, int]:
+    """``iteration_range`` up to the best iteration early stopping found; (0, 0) means every tree."""
+    best = booster.attr("best_iteration")
+    return (0, int(best) + 1) if best is not None else (0, 0)
+
+
+def predict_proba(booster: xgb.Booster, X: np.ndarray, iteration_range: tuple[int, int] | None = None
+                  ) -> np.ndarray:
+    """Delay probabilities, up to the best iteration. ``X`` comes from ``build_features`` in the model's own
+    feature order (checked when the artifact loads), so XGBoost's per-call feature validation is skipped."""
     if X.shape[0] == 0:
         return np.zeros(0, dtype=np.float32)
-    if booster.attr("best_iteration") is not None:
-        return booster.inplace_predict(X, iteration_range=(0, booster.best_iteration + 1))
-    return booster.inplace_predict(X)
+    return booster.inplace_predict(X, iteration_range=iteration_range or best_iterations(booster),
+                                   validate_features=False)
 
 
 def contributions(booster: xgb.Booster, X: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     """Per-feature SHAP contributions (log-odds), shape (rows, features + 1): the last column is the bias."""
-    kwargs = {}
-    if booster.attr("best_iteration") is not None:
-        kwargs["iteration_range"] = (0, booster.best_iteration + 1)
-    return booster.predict(_dmatrix(X, spec), pred_contribs=True, **kwargs)
+    return booster.predict(_dmatrix(X, spec), pred_contribs=True, iteration_range=best_iterations(booster))
 
 
 # ---- metrics: numpy, so the image needs no scikit-learn (tests check them against it) ----
@@ -138,13 +142,14 @@ class Predictor:
     def __init__(self, booster: xgb.Booster, spec: FeatureSpec, threshold: float):
         booster.set_param({"nthread": 1})  # single rows gain nothing from threads; workers are processes
         self.booster, self.spec, self.threshold = booster, spec, threshold
+        self.iteration_range = best_iterations(booster)  # once: each lookup is a call into libxgboost
 
     @classmethod
     def from_file(cls, path, spec: FeatureSpec, threshold: float) -> Predictor:
         return cls(xgb.Booster(model_file=str(path)), spec, threshold)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return predict_proba(self.booster, X)
+        return predict_proba(self.booster, X, self.iteration_range)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         return contributions(self.booster, X, self.spec)
