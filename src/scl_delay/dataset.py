@@ -8,14 +8,13 @@ silently, and training stops when they are more than ``max_invalid_fraction`` of
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .errors import DatasetError
+from .codec import csv_rows
+from .errors import DatasetError, PayloadError
 from .features import delay_label
 from .schema import (
     DES_I,
@@ -99,19 +98,17 @@ def read_csv(path: Path, into: RawRows, seen: set[tuple[str, ...]]) -> None:
     text = _text(path)
     if not text.strip():
         raise DatasetError(f"{path.name} is empty: expected a CSV header and rows")
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows = csv_rows(text)
     try:
-        header = [c.strip() for c in next(reader)]
+        _, header = next(rows)
+        header = [c.strip() for c in header]
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if missing:
             raise DatasetError(f"{path.name}: missing required column(s) {', '.join(missing)}; "
                                f"found {', '.join(repr(c)[:40] for c in header[:20])}")
         positions = [header.index(c) for c in REQUIRED_COLUMNS]
-        records_before, start = into.records, reader.line_num + 1
-        for row in reader:
-            line, start = start, reader.line_num + 1
-            if not any(v.strip() for v in row):
-                continue
+        records_before = into.records
+        for line, row in rows:
             into.records += 1
             if len(row) != len(header):
                 into.problems.append(RowProblem(f"{path.name} line {line}", None,
@@ -125,8 +122,8 @@ def read_csv(path: Path, into: RawRows, seen: set[tuple[str, ...]]) -> None:
             for name, i in zip(REQUIRED_COLUMNS, positions):
                 into.columns[name].append(values[i])
             into.sources.append(f"{path.name} line {line}")
-    except csv.Error as e:
-        raise DatasetError(f"{path.name} line {reader.line_num}: not a readable CSV: {e}") from None
+    except PayloadError as e:
+        raise DatasetError(f"{path.name} line {e.line}: not a readable CSV: {e.reason}") from None
     if into.records == records_before:
         raise DatasetError(f"{path.name} has a header but no rows")
 
