@@ -71,23 +71,30 @@ def _write_json(path: Path, doc: Mapping) -> None:
     path.write_text(json.dumps(doc, indent=2, sort_keys=False, allow_nan=False) + "\n", encoding="utf-8")
 
 
+def _digest(name: str, data: bytes) -> dict:
+    return {"file": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
 def _file_digest(path: Path) -> dict:
-    data = path.read_bytes()
-    return {"file": path.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    return _digest(path.name, path.read_bytes())
 
 
-def _check_booster(model_dir: Path, metadata: Mapping) -> None:
+def _read_booster(model_dir: Path, metadata: Mapping) -> bytes:
+    """The booster's bytes, once they match the size and sha256 in metadata.json: XGBoost parses these very
+    bytes, so nothing can change between the check and the load."""
     expected = metadata.get("booster")
     if not isinstance(expected, Mapping):
         raise ArtifactError(f"{METADATA_FILE} in {model_dir} does not describe {BOOSTER_FILE} (bytes, sha256)")
     try:
-        found = _file_digest(model_dir / BOOSTER_FILE)
+        data = (model_dir / BOOSTER_FILE).read_bytes()
     except OSError as e:
         raise ArtifactError(f"cannot read {BOOSTER_FILE} in {model_dir}: {e}") from None
+    found = _digest(BOOSTER_FILE, data)
     if found["bytes"] != expected.get("bytes") or found["sha256"] != expected.get("sha256"):
         raise ArtifactError(f"{BOOSTER_FILE} in {model_dir} is truncated or altered: {found['bytes']} bytes, "
                             f"sha256 {found['sha256'][:12]}; {METADATA_FILE} expects {expected.get('bytes')} "
                             f"bytes, sha256 {str(expected.get('sha256'))[:12]}")
+    return data
 
 
 def _fsync(path: Path) -> None:
@@ -111,10 +118,10 @@ def read_metadata(model_dir: Path) -> dict:
 def load_model(model_dir: Path) -> LoadedModel:
     """Load the booster and metadata written by `train`; ``ArtifactError`` when anything is off."""
     metadata = read_metadata(model_dir)
-    _check_booster(model_dir, metadata)
+    booster = _read_booster(model_dir, metadata)
     try:
         spec = FeatureSpec.from_dict(metadata["features"])
-        predictor = Predictor.from_file(model_dir / BOOSTER_FILE, spec, float(metadata["threshold"]))
+        predictor = Predictor.from_bytes(booster, spec, float(metadata["threshold"]))
     except (KeyError, TypeError, ValueError, xgb.core.XGBoostError) as e:
         raise ArtifactError(f"model at {model_dir} is incomplete or corrupt: {type(e).__name__}: {e}") from None
     if predictor.booster.num_features() != len(spec.names):

@@ -145,8 +145,9 @@ class Predictor:
         self.iteration_range = best_iterations(booster)  # once: each lookup is a call into libxgboost
 
     @classmethod
-    def from_file(cls, path, spec: FeatureSpec, threshold: float) -> Predictor:
-        return cls(xgb.Booster(model_file=str(path)), spec, threshold)
+    def from_bytes(cls, data: bytes, spec: FeatureSpec, threshold: float) -> Predictor:
+        """From the booster file's content (XGBoost's own format; never a pickle)."""
+        return cls(xgb.Booster(model_file=bytearray(data)), spec, threshold)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return predict_proba(self.booster, X, self.iteration_range)
