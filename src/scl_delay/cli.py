@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import signal
-import sys
 from pathlib import Path
 
 from .errors import InputError
-from .failure import TrainingInterrupted, raise_on_sigterm, write_failure
+from .failure import TrainingInterrupted, fail, raise_on_sigterm, write_failure
 from .hyperparameters import parse_overrides
 from .settings import TrainSettings
 
@@ -40,7 +39,5 @@ def train_main(argv: list[str] | None = None) -> int:
     try:
         from .training import main
     except TrainingInterrupted as e:
-        reason = write_failure(settings, e)
-        print(f"training failed: {reason}", file=sys.stderr, flush=True)
-        return 1
+        return fail(settings, e)
     return main(settings, overrides)

@@ -38,3 +38,10 @@ def write_failure(settings: TrainSettings, error: BaseException) -> str:
     except OSError as e:
         print(f"could not write {settings.failure_file}: {e}", file=sys.stderr)
     return reason
+
+
+def fail(settings: TrainSettings, error: BaseException) -> int:
+    """Write the failure file, say why on stderr; the exit code: 2 for bad input, 1 otherwise."""
+    reason = write_failure(settings, error)
+    print(f"training failed: {reason[:FAILURE_LIMIT_CHARS]}", file=sys.stderr, flush=True)
+    return 2 if isinstance(error, InputError) else 1

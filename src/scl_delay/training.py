@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import signal
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ from . import __version__
 from .artifact import REPORT_FILE, write_artifact
 from .dataset import LabeledFlights, channel_files, load_channel
 from .errors import DatasetError, InputError
-from .failure import FAILURE_LIMIT_CHARS, raise_on_sigterm, write_failure
+from .failure import fail, raise_on_sigterm
 from .features import build_features, fit_feature_spec
 from .git import head_commit
 from .hyperparameters import Hyperparameters, parse_hyperparameters
@@ -242,9 +241,7 @@ def main(settings: TrainSettings, overrides: Mapping[str, str] | None = None,
     try:
         run(settings, overrides or {}, env)
     except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 - the one failure boundary
-        reason = write_failure(settings, error)
-        print(f"training failed: {reason[:FAILURE_LIMIT_CHARS]}", file=sys.stderr, flush=True)
-        return 2 if isinstance(error, InputError) else 1
+        return fail(settings, error)
     finally:
         signal.signal(signal.SIGTERM, previous)
     _say(f"training complete in {time.perf_counter() - started:.2f} s; artifact in {settings.model_dir}")
