@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Train the SCL delay model: inside the container (SageMaker's /opt/ml contract) or on a laptop.
 
-    python train.py                                   # SageMaker mode: everything under $OPT_ML_DIR (/opt/ml)
-    python train.py --data flights.csv --model-dir model/ --hp feature_set=challenge --hp split=random
+python train.py                                   # SageMaker mode: everything under $OPT_ML_DIR (/opt/ml)
+python train.py --data flights.csv --model-dir model/ --hp feature_set=challenge --hp split=random
 """
 
 import sys

@@ -38,14 +38,31 @@ ENGINE = ROOT / "scripts" / "container-engine.sh"
 IMAGE = os.environ.get("SCL_IMAGE", "localhost/scl-delay:bench")
 SIZE_FLOOR_BYTES = 350_000_000
 PING_FLOOR_S = 3.0
-CONTEXT_FILES = ("container/Dockerfile", "container/requirements.txt", "container/train", "container/serve",
-                 "container/gunicorn.conf.py", "pyproject.toml", "README.md", "train.py", "serve.py",
-                 ".dockerignore", "scripts/container-engine.sh")
+CONTEXT_FILES = (
+    "container/Dockerfile",
+    "container/requirements.txt",
+    "container/train",
+    "container/serve",
+    "container/gunicorn.conf.py",
+    "pyproject.toml",
+    "README.md",
+    "train.py",
+    "serve.py",
+    ".dockerignore",
+    "scripts/container-engine.sh",
+)
 
 
-def sh(*args: str, root: Path = ROOT, image: str = IMAGE, check: bool = True, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([str(root / "scripts" / "container-engine.sh"), *args], check=check, text=True,
-                          env={**os.environ, "SCL_IMAGE": image}, **kw)
+def sh(
+    *args: str, root: Path = ROOT, image: str = IMAGE, check: bool = True, **kw
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(root / "scripts" / "container-engine.sh"), *args],
+        check=check,
+        text=True,
+        env={**os.environ, "SCL_IMAGE": image},
+        **kw,
+    )
 
 
 def inspect(image: str) -> dict:
@@ -63,7 +80,9 @@ def opt_ml_tree(root: Path) -> Path:
         (root / sub).mkdir(parents=True, exist_ok=True)
     generate(4000, seed=11).to_csv(root / "input/data/training/flights.csv", index=False)
     (root / "input/config/hyperparameters.json").write_text(json.dumps({"num_round": "50"}))
-    (root / "input/config/inputdataconfig.json").write_text(json.dumps({"training": {"ContentType": "text/csv"}}))
+    (root / "input/config/inputdataconfig.json").write_text(
+        json.dumps({"training": {"ContentType": "text/csv"}})
+    )
     return root
 
 
@@ -71,10 +90,27 @@ def start_to_ping(opt_ml: Path, deadline_s: float = 30) -> float:
     port = free_port()
     name = f"scl-delay-bench-{port}"
     started = time.monotonic()
-    proc = subprocess.Popen([str(ENGINE), "run", "--rm", "--no-healthcheck", "--network", "host", "--name", name,
-                             "-e", f"SAGEMAKER_BIND_TO_PORT={port}", "-v", f"{opt_ml}:/opt/ml:ro", IMAGE, "serve"],
-                            env={**os.environ, "SCL_IMAGE": IMAGE}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            str(ENGINE),
+            "run",
+            "--rm",
+            "--no-healthcheck",
+            "--network",
+            "host",
+            "--name",
+            name,
+            "-e",
+            f"SAGEMAKER_BIND_TO_PORT={port}",
+            "-v",
+            f"{opt_ml}:/opt/ml:ro",
+            IMAGE,
+            "serve",
+        ],
+        env={**os.environ, "SCL_IMAGE": IMAGE},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         while time.monotonic() - started < deadline_s:
             if proc.poll() is not None:
@@ -101,7 +137,7 @@ def deps_layer(image: str, base: str) -> str:
     """The first layer the image adds over its base: the dependency venv (COPY --from=deps /opt/venv)."""
     base_layers = inspect(base)["RootFS"]["Layers"]
     layers = inspect(image)["RootFS"]["Layers"]
-    assert layers[:len(base_layers)] == base_layers, "image is not built on the base"
+    assert layers[: len(base_layers)] == base_layers, "image is not built on the base"
     return layers[len(base_layers)]
 
 
@@ -126,12 +162,16 @@ def rebuild_check(base: str) -> tuple[bool, str, float]:
         # docker (BuildKit) prints "CACHED" for it.
         pip_step = [i for i, line in enumerate(log.splitlines()) if "require-hashes" in line]
         lines = log.splitlines()
-        cached = bool(pip_step) and any(("Using cache" in lines[i + k] or "CACHED" in lines[i + k])
-                                        for i in pip_step for k in range(8) if i + k < len(lines))
+        cached = bool(pip_step) and any(
+            ("Using cache" in lines[i + k] or "CACHED" in lines[i + k])
+            for i in pip_step
+            for k in range(8)
+            if i + k < len(lines)
+        )
         if not pip_step:  # docker's plain progress folds the step differently: fall back to the layer id
             cached = same
         sh("cli", "rmi", before_tag, after_tag, check=False, capture_output=True)
-        how = (f"deps layer id unchanged: {same}; pip step from cache: {cached}; rebuild {rebuild_s:.1f} s")
+        how = f"deps layer id unchanged: {same}; pip step from cache: {cached}; rebuild {rebuild_s:.1f} s"
         return same and cached, how, rebuild_s
 
 
@@ -151,8 +191,19 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="scl-bench-optml-") as tmp:
         opt_ml = opt_ml_tree(Path(tmp))
-        train = sh("run", "--rm", "--no-healthcheck", "--network", "none", "-v", f"{opt_ml}:/opt/ml", IMAGE, "train",
-                   capture_output=True, check=False)
+        train = sh(
+            "run",
+            "--rm",
+            "--no-healthcheck",
+            "--network",
+            "none",
+            "-v",
+            f"{opt_ml}:/opt/ml",
+            IMAGE,
+            "train",
+            capture_output=True,
+            check=False,
+        )
         if train.returncode != 0:
             print(train.stdout[-2000:], train.stderr[-2000:], file=sys.stderr)
             return 1
@@ -163,10 +214,18 @@ def main() -> int:
     rebuild_ok, how, _ = rebuild_check(base)
 
     rows = [
-        ("layers added on top of the base", f"{added / 1e6:.1f} MB ({added:,} bytes; base `{base}`)",
-         f"<= {SIZE_FLOOR_BYTES / 1e6:.0f} MB", added <= SIZE_FLOOR_BYTES),
-        ("container start to first /ping 200", (f"{ping_s:.2f} s median of {len(pings)} "
-                                                f"(min {min(pings):.2f}, max {max(pings):.2f})"), f"<= {PING_FLOOR_S:.0f} s", ping_s <= PING_FLOOR_S),
+        (
+            "layers added on top of the base",
+            f"{added / 1e6:.1f} MB ({added:,} bytes; base `{base}`)",
+            f"<= {SIZE_FLOOR_BYTES / 1e6:.0f} MB",
+            added <= SIZE_FLOOR_BYTES,
+        ),
+        (
+            "container start to first /ping 200",
+            (f"{ping_s:.2f} s median of {len(pings)} (min {min(pings):.2f}, max {max(pings):.2f})"),
+            f"<= {PING_FLOOR_S:.0f} s",
+            ping_s <= PING_FLOOR_S,
+        ),
         ("rebuild after a .py change reuses the dependency layers", how, "deps layer reused", rebuild_ok),
     ]
     print(f"Image `{IMAGE}`, engine {engine}, {os.cpu_count()} cores\n")

@@ -33,8 +33,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-FIELDS = ("Fecha-I", "Vlo-I", "Ori-I", "Des-I", "Emp-I", "DIA", "MES", "AÑO", "DIANOM", "TIPOVUELO", "OPERA",
-          "SIGLAORI", "SIGLADES")
+FIELDS = (
+    "Fecha-I",
+    "Vlo-I",
+    "Ori-I",
+    "Des-I",
+    "Emp-I",
+    "DIA",
+    "MES",
+    "AÑO",
+    "DIANOM",
+    "TIPOVUELO",
+    "OPERA",
+    "SIGLAORI",
+    "SIGLADES",
+)
 
 
 def ensure_wrk() -> str:
@@ -68,16 +81,32 @@ def dataset(workdir: Path) -> Path:
     if named:
         return Path(named)
     path = workdir / "synthetic.csv"
-    subprocess.run([sys.executable, "-m", "scl_delay.synthetic", "--rows", "20000", "--out", str(path)],
-                   check=True, env=env_with())
+    subprocess.run(
+        [sys.executable, "-m", "scl_delay.synthetic", "--rows", "20000", "--out", str(path)],
+        check=True,
+        env=env_with(),
+    )
     return path
 
 
 def train(data: Path, workdir: Path) -> Path:
     model_dir = workdir / "model"
     print(f"training on {data} ...", file=sys.stderr)
-    subprocess.run([sys.executable, str(ROOT / "train.py"), "--data", str(data), "--model-dir", str(model_dir),
-                    "--output-dir", str(workdir / "output")], check=True, env=env_with(), stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "--data",
+            str(data),
+            "--model-dir",
+            str(model_dir),
+            "--output-dir",
+            str(workdir / "output"),
+        ],
+        check=True,
+        env=env_with(),
+        stdout=subprocess.DEVNULL,
+    )
     return model_dir
 
 
@@ -105,19 +134,21 @@ def lua_script(path: Path, bodies: list[str], content_type: str) -> Path:
     for i, body in enumerate(bodies):
         files.append(path.with_name(f"{path.stem}-{i}.body"))
         files[-1].write_text(body, encoding="utf-8")
-    lines = ["bodies = {}",
-             f"for _, name in ipairs({{{', '.join(json.dumps(str(f)) for f in files)}}}) do",
-             '  local f = assert(io.open(name, "rb")); bodies[#bodies + 1] = f:read("*all"); f:close()',
-             "end",
-             f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "{content_type}"',
-             "requests, counter = {}, 0",
-             "init = function(args)",  # format every request once: per-request wrk.format costs wrk's CPU
-             '  for i, body in ipairs(bodies) do requests[i] = wrk.format(nil, "/invocations", nil, body) end',
-             "end",
-             "request = function()",
-             "  counter = counter + 1",
-             "  return requests[(counter % #requests) + 1]",
-             "end"]
+    lines = [
+        "bodies = {}",
+        f"for _, name in ipairs({{{', '.join(json.dumps(str(f)) for f in files)}}}) do",
+        '  local f = assert(io.open(name, "rb")); bodies[#bodies + 1] = f:read("*all"); f:close()',
+        "end",
+        f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "{content_type}"',
+        "requests, counter = {}, 0",
+        "init = function(args)",  # format every request once: per-request wrk.format costs wrk's CPU
+        '  for i, body in ipairs(bodies) do requests[i] = wrk.format(nil, "/invocations", nil, body) end',
+        "end",
+        "request = function()",
+        "  counter = counter + 1",
+        "  return requests[(counter % #requests) + 1]",
+        "end",
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -127,13 +158,19 @@ class Server:
         self.port = port
         self.log = tempfile.NamedTemporaryFile(prefix="serve-", suffix=".log", delete=False)  # noqa: SIM115
         started = time.monotonic()
-        self.proc = subprocess.Popen([str(ROOT / "container" / "serve")], stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=env_with(SM_MODEL_DIR=str(model_dir), SAGEMAKER_BIND_TO_PORT=str(port),
-                                                  **extra_env), start_new_session=True)
+        self.proc = subprocess.Popen(
+            [str(ROOT / "container" / "serve")],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env_with(SM_MODEL_DIR=str(model_dir), SAGEMAKER_BIND_TO_PORT=str(port), **extra_env),
+            start_new_session=True,
+        )
         deadline = started + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                sys.exit(f"serve exited with {self.proc.returncode}:\n{Path(self.log.name).read_text()[-3000:]}")
+                sys.exit(
+                    f"serve exited with {self.proc.returncode}:\n{Path(self.log.name).read_text()[-3000:]}"
+                )
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1) as r:
                     if r.status == 200:
@@ -146,8 +183,12 @@ class Server:
         self.startup_s = time.monotonic() - started
 
     def pids(self) -> list[int]:
-        return [self.proc.pid] + [int(p) for p in subprocess.run(
-            ["pgrep", "-P", str(self.proc.pid)], check=False, capture_output=True, text=True).stdout.split()]
+        return [self.proc.pid] + [
+            int(p)
+            for p in subprocess.run(
+                ["pgrep", "-P", str(self.proc.pid)], check=False, capture_output=True, text=True
+            ).stdout.split()
+        ]
 
     def cpu_s(self) -> float:
         """User + system CPU seconds used so far by gunicorn's master and workers (load-independent cost)."""
@@ -185,8 +226,23 @@ class Server:
 
 
 def run_wrk(wrk: str, port: int, script: Path, threads: int, connections: int, duration_s: int) -> dict:
-    out = subprocess.run([wrk, f"-t{threads}", f"-c{connections}", f"-d{duration_s}s", "--latency", "--timeout", "5s",
-                          "-s", str(script), f"http://127.0.0.1:{port}"], check=False, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [
+            wrk,
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{duration_s}s",
+            "--latency",
+            "--timeout",
+            "5s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+    ).stdout
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -203,7 +259,9 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=20, help="seconds per single-record run")
     parser.add_argument("--batch-duration", type=int, default=10, help="seconds per CSV run")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--distinct", type=int, default=1000, help="distinct records the single requests cycle")
+    parser.add_argument(
+        "--distinct", type=int, default=1000, help="distinct records the single requests cycle"
+    )
     parser.add_argument("--worker-class", help="SCL_WORKER_CLASS for this run (default: the server's)")
     parser.add_argument("--workers", help="MODEL_SERVER_WORKERS for this run (default: one per core)")
     parser.add_argument("--no-cold", action="store_true", help="skip the runs with the cache off")
@@ -216,12 +274,15 @@ def main() -> int:
         data = dataset(workdir)
         model_dir = args.model_dir or train(data, workdir)
         rows = sample_rows(data, max(args.distinct, 5000))
-        singles = [json.dumps(r, ensure_ascii=False) for r in rows[:args.distinct]]
-        batches = [csv_body(rows[i:i + 1000]) for i in range(0, 5000, 1000)]
+        singles = [json.dumps(r, ensure_ascii=False) for r in rows[: args.distinct]]
+        batches = [csv_body(rows[i : i + 1000]) for i in range(0, 5000, 1000)]
         single_lua = lua_script(workdir / "single.lua", singles, "application/json")
         batch_lua = lua_script(workdir / "batch.lua", batches, "text/csv")
-        extra = {k: v for k, v in (("SCL_WORKER_CLASS", args.worker_class), ("MODEL_SERVER_WORKERS", args.workers))
-                 if v}
+        extra = {
+            k: v
+            for k, v in (("SCL_WORKER_CLASS", args.worker_class), ("MODEL_SERVER_WORKERS", args.workers))
+            if v
+        }
         table = []
         for cache in ("on", "off") if not args.no_cold else ("on",):
             env = dict(extra, **({"SCL_PREDICTION_CACHE_SIZE": "0"} if cache == "off" else {}))
@@ -242,20 +303,28 @@ def main() -> int:
                 print(single["raw"], batch["raw"], file=sys.stderr)
             table.append((cache, server.startup_s, single, batch, rss, pss, code))
     wc = args.worker_class or "default"
-    print(f"\nworker class: {wc}; workers: {args.workers or os.cpu_count()}; wrk -t2 -c{args.connections} "
-          f"{args.duration}s single, -t2 -c4 {args.batch_duration}s CSV; {os.cpu_count()} cores shared with wrk; "
-          f"data: {data.name}\n")
-    print(f"load average before/after: {load_before} / {os.getloadavg()[0]:.2f} (other work on the machine "
-          "makes req/s and p99 noisy; server CPU per request is not affected by it)\n")
-    print("| cache | startup to /ping 200 | single req/s | single p99 ms | single requests | errors "
-          "| server CPU µs/request | CSV 1,000-record records/s | CSV p99 ms | CSV errors | server CPU µs/record "
-          "| RSS MB (sum) | PSS MB | exit on SIGTERM |")
+    print(
+        f"\nworker class: {wc}; workers: {args.workers or os.cpu_count()}; wrk -t2 -c{args.connections} "
+        f"{args.duration}s single, -t2 -c4 {args.batch_duration}s CSV; {os.cpu_count()} cores shared with wrk; "
+        f"data: {data.name}\n"
+    )
+    print(
+        f"load average before/after: {load_before} / {os.getloadavg()[0]:.2f} (other work on the machine "
+        "makes req/s and p99 noisy; server CPU per request is not affected by it)\n"
+    )
+    print(
+        "| cache | startup to /ping 200 | single req/s | single p99 ms | single requests | errors "
+        "| server CPU µs/request | CSV 1,000-record records/s | CSV p99 ms | CSV errors | server CPU µs/record "
+        "| RSS MB (sum) | PSS MB | exit on SIGTERM |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for cache, startup, single, batch, rss, pss, code in table:
-        print(f"| {cache} | {startup:.2f} s | {single['rps']:,.0f} | {single['p99_ms']:.1f} | {single['requests']:,} "
-              f"| {single['errors']} | {single['cpu_us']:.0f} | {batch['rps'] * 1000:,.0f} | {batch['p99_ms']:.1f} "
-              f"| {batch['errors']} | {batch['cpu_us']:.1f} "
-              f"| {rss:.0f} | {pss:.0f} | {code} |")
+        print(
+            f"| {cache} | {startup:.2f} s | {single['rps']:,.0f} | {single['p99_ms']:.1f} | {single['requests']:,} "
+            f"| {single['errors']} | {single['cpu_us']:.0f} | {batch['rps'] * 1000:,.0f} | {batch['p99_ms']:.1f} "
+            f"| {batch['errors']} | {batch['cpu_us']:.1f} "
+            f"| {rss:.0f} | {pss:.0f} | {code} |"
+        )
     return 0
 
 

@@ -28,8 +28,16 @@ RUNS = {
 
 
 def train(data: Path, hps: list[str], workdir: Path) -> tuple[float, dict]:
-    args = [sys.executable, str(ROOT / "train.py"), "--data", str(data), "--model-dir", str(workdir / "model"),
-            "--output-dir", str(workdir / "output")]
+    args = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "--data",
+        str(data),
+        "--model-dir",
+        str(workdir / "model"),
+        "--output-dir",
+        str(workdir / "output"),
+    ]
     for hp in hps:
         args += ["--hp", hp]
     started = time.perf_counter()
@@ -42,10 +50,14 @@ def train(data: Path, hps: list[str], workdir: Path) -> tuple[float, dict]:
 
 def quality_failures(name: str, m: dict) -> list[str]:
     test, logreg = m["test"], m["baselines"]["logistic_regression"]
-    checks = {"challenge/random": [("recall >= 0.60", test["recall"] >= 0.60), ("F1 >= 0.30", test["f1"] >= 0.30)],
-              "full/time": [("PR-AUC >= 1.15 x logreg", test["pr_auc"] >= 1.15 * logreg["pr_auc"]),
-                            ("F1 >= 1.10 x logreg", test["f1"] >= 1.10 * logreg["f1"]),
-                            ("recall >= 0.60", test["recall"] >= 0.60)]}[name]
+    checks = {
+        "challenge/random": [("recall >= 0.60", test["recall"] >= 0.60), ("F1 >= 0.30", test["f1"] >= 0.30)],
+        "full/time": [
+            ("PR-AUC >= 1.15 x logreg", test["pr_auc"] >= 1.15 * logreg["pr_auc"]),
+            ("F1 >= 1.10 x logreg", test["f1"] >= 1.10 * logreg["f1"]),
+            ("recall >= 0.60", test["recall"] >= 0.60),
+        ],
+    }[name]
     return [f"{name}: {label}" for label, ok in checks if not ok]
 
 
@@ -59,14 +71,18 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             wall_s, m = train(args.data, hps, Path(tmp))
         test, logreg = m["test"], m["baselines"]["logistic_regression"]
-        rows.append(f"| {name} | {m['data']['rows_used']} | {wall_s:.1f} | {test['recall']:.3f} | "
-                    f"{test['precision']:.3f} | {test['f1']:.3f} ({test['f1'] / logreg['f1'] - 1:+.0%}) | "
-                    f"{test['pr_auc']:.3f} ({test['pr_auc'] / logreg['pr_auc'] - 1:+.0%}) | {test['roc_auc']:.3f} | "
-                    f"{logreg['f1']:.3f} / {logreg['pr_auc']:.3f} |")
+        rows.append(
+            f"| {name} | {m['data']['rows_used']} | {wall_s:.1f} | {test['recall']:.3f} | "
+            f"{test['precision']:.3f} | {test['f1']:.3f} ({test['f1'] / logreg['f1'] - 1:+.0%}) | "
+            f"{test['pr_auc']:.3f} ({test['pr_auc'] / logreg['pr_auc'] - 1:+.0%}) | {test['roc_auc']:.3f} | "
+            f"{logreg['f1']:.3f} / {logreg['pr_auc']:.3f} |"
+        )
         failures += quality_failures(name, m)
     print(f"dataset: {args.data}\n")
-    print("| run | rows | wall s (whole `train`) | recall | precision | F1 (vs logreg) | PR-AUC (vs logreg) "
-          "| ROC-AUC | logreg F1 / PR-AUC |")
+    print(
+        "| run | rows | wall s (whole `train`) | recall | precision | F1 (vs logreg) | PR-AUC (vs logreg) "
+        "| ROC-AUC | logreg F1 / PR-AUC |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     print("\n".join(rows))
     for failure in failures:

@@ -42,8 +42,12 @@ def venv_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def make_opt_ml(root: Path, training: Path | None, hyperparameters: dict[str, str] | None = None,
-                validation: Path | None = None) -> Path:
+def make_opt_ml(
+    root: Path,
+    training: Path | None,
+    hyperparameters: dict[str, str] | None = None,
+    validation: Path | None = None,
+) -> Path:
     """Lay out /opt/ml exactly as SageMaker does: string hyperparameters, inputdataconfig, channel folders."""
     config = root / "input" / "config"
     config.mkdir(parents=True, exist_ok=True)
@@ -54,12 +58,17 @@ def make_opt_ml(root: Path, training: Path | None, hyperparameters: dict[str, st
         target = root / "input" / "data" / name
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy(source, target / source.name)
-        channels[name] = {"ContentType": "text/csv", "TrainingInputMode": "File",
-                          "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}
+        channels[name] = {
+            "ContentType": "text/csv",
+            "TrainingInputMode": "File",
+            "S3DistributionType": "FullyReplicated",
+            "RecordWrapperType": "None",
+        }
     (config / "hyperparameters.json").write_text(json.dumps(hyperparameters or {}))
     (config / "inputdataconfig.json").write_text(json.dumps(channels))
-    (config / "resourceconfig.json").write_text(json.dumps(
-        {"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"}))
+    (config / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"})
+    )
     for sub in ("model", "output"):
         (root / sub).mkdir(exist_ok=True)
     return root
@@ -67,8 +76,13 @@ def make_opt_ml(root: Path, training: Path | None, hyperparameters: dict[str, st
 
 def run_train(opt_ml: Path, *args: str, timeout_s: float = 240) -> subprocess.CompletedProcess:
     """The container's `train` executable as a subprocess, on an /opt/ml tree."""
-    return subprocess.run([str(ROOT / "container" / "train"), *args], env=venv_env(OPT_ML_DIR=str(opt_ml)),
-                          capture_output=True, text=True, timeout=timeout_s)
+    return subprocess.run(
+        [str(ROOT / "container" / "train"), *args],
+        env=venv_env(OPT_ML_DIR=str(opt_ml)),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -81,8 +95,9 @@ def synthetic_csv(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_opt_ml(tmp_path_factory, synthetic_csv) -> Path:
     """One real `train` run per test session on synthetic data (default hyperparameters, as strings)."""
-    root = make_opt_ml(tmp_path_factory.mktemp("opt_ml"), synthetic_csv,
-                       {"num_round": "200", "early_stopping_rounds": "20"})
+    root = make_opt_ml(
+        tmp_path_factory.mktemp("opt_ml"), synthetic_csv, {"num_round": "200", "early_stopping_rounds": "20"}
+    )
     result = run_train(root)
     assert result.returncode == 0, f"train failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     (root / TRAIN_STDOUT).write_text(result.stdout)

@@ -43,15 +43,25 @@ def free_port() -> int:
 class ServerProcess:
     """``command`` listening on ``self.port`` (passed in ``port_env``); ``url`` is its base address."""
 
-    def __init__(self, command: Sequence[str], env: Mapping[str, str], port_env: str = "SAGEMAKER_BIND_TO_PORT",
-                 log_dir: Path | None = None):
+    def __init__(
+        self,
+        command: Sequence[str],
+        env: Mapping[str, str],
+        port_env: str = "SAGEMAKER_BIND_TO_PORT",
+        log_dir: Path | None = None,
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(tempfile.mkstemp(prefix="server-", suffix=".log", dir=log_dir)[1])
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(list(command), env={**env, port_env: str(self.port)}, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            list(command),
+            env={**env, port_env: str(self.port)},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def log_tail(self, chars: int = 4000) -> str:
         try:
@@ -65,8 +75,9 @@ class ServerProcess:
         last = "no answer"
         while time.monotonic() < end:
             if self.proc.poll() is not None:
-                raise AssertionError(f"server exited with {self.proc.returncode} before /ping answered:\n"
-                                     f"{self.log_tail()}")
+                raise AssertionError(
+                    f"server exited with {self.proc.returncode} before /ping answered:\n{self.log_tail()}"
+                )
             try:
                 response = requests.get(f"{self.url}/ping", timeout=1)
                 if expect is None or response.status_code == expect:
@@ -75,7 +86,9 @@ class ServerProcess:
             except requests.RequestException as e:
                 last = repr(e)
             time.sleep(0.05)
-        raise AssertionError(f"/ping did not answer {expect} within {deadline_s} s (last: {last}):\n{self.log_tail()}")
+        raise AssertionError(
+            f"/ping did not answer {expect} within {deadline_s} s (last: {last}):\n{self.log_tail()}"
+        )
 
     def signal(self, sig: int = signal.SIGTERM) -> None:
         try:

@@ -46,8 +46,13 @@ class LoadedModel:
         return self.predictor.threshold
 
 
-def write_artifact(model_dir: Path, booster: xgb.Booster, metadata: Mapping, metrics: Mapping,
-                   extra_files: Mapping[str, bytes]) -> None:
+def write_artifact(
+    model_dir: Path,
+    booster: xgb.Booster,
+    metadata: Mapping,
+    metrics: Mapping,
+    extra_files: Mapping[str, bytes],
+) -> None:
     """Write every file to a scratch folder inside ``model_dir``, then move each into place, metadata last."""
     model_dir.mkdir(parents=True, exist_ok=True)
     (model_dir / METADATA_FILE).unlink(missing_ok=True)  # a half-replaced folder must not look complete
@@ -57,8 +62,10 @@ def write_artifact(model_dir: Path, booster: xgb.Booster, metadata: Mapping, met
         _write_json(scratch / METRICS_FILE, metrics)
         for name, data in extra_files.items():
             (scratch / name).write_bytes(data)
-        _write_json(scratch / METADATA_FILE, {"format_version": FORMAT_VERSION, **metadata,
-                                              "booster": _file_digest(scratch / BOOSTER_FILE)})
+        _write_json(
+            scratch / METADATA_FILE,
+            {"format_version": FORMAT_VERSION, **metadata, "booster": _file_digest(scratch / BOOSTER_FILE)},
+        )
         for path in scratch.iterdir():
             _fsync(path)
         for name in [p.name for p in scratch.iterdir() if p.name != METADATA_FILE] + [METADATA_FILE]:
@@ -84,16 +91,20 @@ def _read_booster(model_dir: Path, metadata: Mapping) -> bytes:
     bytes, so nothing can change between the check and the load."""
     expected = metadata.get("booster")
     if not isinstance(expected, Mapping):
-        raise ArtifactError(f"{METADATA_FILE} in {model_dir} does not describe {BOOSTER_FILE} (bytes, sha256)")
+        raise ArtifactError(
+            f"{METADATA_FILE} in {model_dir} does not describe {BOOSTER_FILE} (bytes, sha256)"
+        )
     try:
         data = (model_dir / BOOSTER_FILE).read_bytes()
     except OSError as e:
         raise ArtifactError(f"cannot read {BOOSTER_FILE} in {model_dir}: {e}") from None
     found = _digest(BOOSTER_FILE, data)
     if found["bytes"] != expected.get("bytes") or found["sha256"] != expected.get("sha256"):
-        raise ArtifactError(f"{BOOSTER_FILE} in {model_dir} is truncated or altered: {found['bytes']} bytes, "
-                            f"sha256 {found['sha256'][:12]}; {METADATA_FILE} expects {expected.get('bytes')} "
-                            f"bytes, sha256 {str(expected.get('sha256'))[:12]}")
+        raise ArtifactError(
+            f"{BOOSTER_FILE} in {model_dir} is truncated or altered: {found['bytes']} bytes, "
+            f"sha256 {found['sha256'][:12]}; {METADATA_FILE} expects {expected.get('bytes')} "
+            f"bytes, sha256 {str(expected.get('sha256'))[:12]}"
+        )
     return data
 
 
@@ -111,7 +122,9 @@ def read_metadata(model_dir: Path) -> dict:
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise ArtifactError(f"{path} is not readable JSON: {e}") from None
     if doc.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(f"{path}: format_version {doc.get('format_version')!r}, expected {FORMAT_VERSION}")
+        raise ArtifactError(
+            f"{path}: format_version {doc.get('format_version')!r}, expected {FORMAT_VERSION}"
+        )
     return doc
 
 
@@ -123,8 +136,12 @@ def load_model(model_dir: Path) -> LoadedModel:
         spec = FeatureSpec.from_dict(metadata["features"])
         predictor = Predictor.from_bytes(booster, spec, float(metadata["threshold"]))
     except (KeyError, TypeError, ValueError, xgb.core.XGBoostError) as e:
-        raise ArtifactError(f"model at {model_dir} is incomplete or corrupt: {type(e).__name__}: {e}") from None
+        raise ArtifactError(
+            f"model at {model_dir} is incomplete or corrupt: {type(e).__name__}: {e}"
+        ) from None
     if predictor.booster.num_features() != len(spec.names):
-        raise ArtifactError(f"{BOOSTER_FILE} expects {predictor.booster.num_features()} features, "
-                            f"{METADATA_FILE} lists {len(spec.names)}")
+        raise ArtifactError(
+            f"{BOOSTER_FILE} expects {predictor.booster.num_features()} features, "
+            f"{METADATA_FILE} lists {len(spec.names)}"
+        )
     return LoadedModel(predictor, metadata, spec, spec.input_schema())

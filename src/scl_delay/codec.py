@@ -28,11 +28,25 @@ from .errors import NotAcceptableError, PayloadError, UnsupportedMediaTypeError
 JSON = "application/json"
 CSV = "text/csv"
 JSONLINES = "application/jsonlines"
-_REQUEST_TYPES = {JSON: JSON, CSV: CSV, JSONLINES: JSONLINES, "application/jsonl": JSONLINES,
-                  "application/x-jsonlines": JSONLINES, "application/x-ndjson": JSONLINES}
-_RESPONSE_TYPES = {JSON: JSON, CSV: CSV, JSONLINES: JSONLINES, "application/jsonl": JSONLINES,
-                   "application/x-jsonlines": JSONLINES, "application/x-ndjson": JSONLINES,
-                   "*/*": JSON, "application/*": JSON, "text/*": CSV}
+_REQUEST_TYPES = {
+    JSON: JSON,
+    CSV: CSV,
+    JSONLINES: JSONLINES,
+    "application/jsonl": JSONLINES,
+    "application/x-jsonlines": JSONLINES,
+    "application/x-ndjson": JSONLINES,
+}
+_RESPONSE_TYPES = {
+    JSON: JSON,
+    CSV: CSV,
+    JSONLINES: JSONLINES,
+    "application/jsonl": JSONLINES,
+    "application/x-jsonlines": JSONLINES,
+    "application/x-ndjson": JSONLINES,
+    "*/*": JSON,
+    "application/*": JSON,
+    "text/*": CSV,
+}
 REQUEST_TYPES = tuple(_REQUEST_TYPES)
 RESPONSE_TYPES = (JSON, CSV, JSONLINES)
 RECORD_LISTS = ("instances", "flights")
@@ -47,7 +61,9 @@ def media_type(header: str | None) -> str:
 # ---------------------------------------------------------------- requests
 
 
-def decode_records(body: bytes, content_type: str | None, fields: Sequence[str]) -> tuple[dict[str, list], int]:
+def decode_records(
+    body: bytes, content_type: str | None, fields: Sequence[str]
+) -> tuple[dict[str, list], int]:
     """Body -> ({field: [raw value per record]} for the schema's ``fields``, number of records).
 
     Raises ``UnsupportedMediaTypeError`` for other content types and ``PayloadError`` when the body
@@ -56,13 +72,16 @@ def decode_records(body: bytes, content_type: str | None, fields: Sequence[str])
     kind = _REQUEST_TYPES.get(media_type(content_type) or JSON)
     if kind is None:
         raise UnsupportedMediaTypeError(
-            f"unsupported Content-Type {content_type!r}; send one of {', '.join(REQUEST_TYPES)}")
+            f"unsupported Content-Type {content_type!r}; send one of {', '.join(REQUEST_TYPES)}"
+        )
     if not body or not body.strip():
         raise PayloadError("empty body: send at least one record")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise PayloadError(f"body is not UTF-8 text (byte {e.start}: {body[e.start:e.start + 1]!r})") from None
+        raise PayloadError(
+            f"body is not UTF-8 text (byte {e.start}: {body[e.start : e.start + 1]!r})"
+        ) from None
     text = text.removeprefix("\ufeff")
     if kind == JSON:
         return _json_columns(text, fields)
@@ -92,14 +111,18 @@ def _json_columns(text: str, fields: Sequence[str]) -> tuple[dict[str, list], in
     return _record_columns(doc, fields)
 
 
-def _record_columns(records: list, fields: Sequence[str], lines: Sequence[int] | None = None
-                    ) -> tuple[dict[str, list], int]:
+def _record_columns(
+    records: list, fields: Sequence[str], lines: Sequence[int] | None = None
+) -> tuple[dict[str, list], int]:
     if not records:
         raise PayloadError("no records: send at least one")
     for i, record in enumerate(records):
         if not isinstance(record, dict):
-            raise PayloadError(f"record {i}: expected an object keyed by column names, got {_json_type(record)}",
-                               None if lines is None else lines[i], record=i)
+            raise PayloadError(
+                f"record {i}: expected an object keyed by column names, got {_json_type(record)}",
+                None if lines is None else lines[i],
+                record=i,
+            )
     return {name: [r.get(name) for r in records] for name in fields}, len(records)
 
 
@@ -161,8 +184,15 @@ def _csv_columns(text: str, fields: Sequence[str]) -> tuple[dict[str, list], int
 
 
 def _json_type(value) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null",
-            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+    return {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+        int: "a number",
+        float: "a number",
+    }.get(type(value), type(value).__name__)
 
 
 # ---------------------------------------------------------------- responses
@@ -204,13 +234,21 @@ class Explanation:
     down: tuple[tuple[str, float], ...]
 
     def to_dict(self) -> dict:
-        return {"up": [{"feature": f, "contribution": c} for f, c in self.up],
-                "down": [{"feature": f, "contribution": c} for f, c in self.down]}
+        return {
+            "up": [{"feature": f, "contribution": c} for f, c in self.up],
+            "down": [{"feature": f, "contribution": c} for f, c in self.down],
+        }
 
 
-def encode_predictions(probabilities: Sequence[float], decisions: Sequence[bool], threshold: float,
-                       outputs: Sequence[str], model_version: str, kind: str,
-                       explanations: Sequence[Explanation] | None = None) -> bytes:
+def encode_predictions(
+    probabilities: Sequence[float],
+    decisions: Sequence[bool],
+    threshold: float,
+    outputs: Sequence[str],
+    model_version: str,
+    kind: str,
+    explanations: Sequence[Explanation] | None = None,
+) -> bytes:
     """Predictions -> body in ``kind`` (a ``RESPONSE_TYPES`` entry).
 
     ``outputs`` picks what each record carries: ``probability`` (float) and/or ``decision`` (true when
@@ -222,7 +260,9 @@ def encode_predictions(probabilities: Sequence[float], decisions: Sequence[bool]
     want_p, want_d = "probability" in outputs, "decision" in outputs
     if kind == CSV:
         if explanations is not None:
-            raise NotAcceptableError("explanations need Accept application/json or application/jsonlines, not CSV")
+            raise NotAcceptableError(
+                "explanations need Accept application/json or application/jsonlines, not CSV"
+            )
         if want_p and want_d:
             lines = [f"{_num(p)},{1 if d else 0}\n" for p, d in zip(probabilities, decisions)]
         elif want_p:
@@ -242,8 +282,9 @@ def encode_predictions(probabilities: Sequence[float], decisions: Sequence[bool]
         records.append(record)
     if kind == JSONLINES:
         return "".join(json.dumps(r, allow_nan=False) + "\n" for r in records).encode()
-    return json.dumps({"predictions": records, "model_version": model_version, "threshold": threshold},
-                      allow_nan=False).encode()
+    return json.dumps(
+        {"predictions": records, "model_version": model_version, "threshold": threshold}, allow_nan=False
+    ).encode()
 
 
 def _num(p: float) -> str:

@@ -28,8 +28,10 @@ from .schema import (
     parse_timestamps,
 )
 
-TRAINING_SCHEMA = InputSchema(fields=(FECHA_I, OPERA, TIPOVUELO, DES_I),
-                              required=((FECHA_I,), (FECHA_O,), (OPERA,), (TIPOVUELO,), (DES_I,)))
+TRAINING_SCHEMA = InputSchema(
+    fields=(FECHA_I, OPERA, TIPOVUELO, DES_I),
+    required=((FECHA_I,), (FECHA_O,), (OPERA,), (TIPOVUELO,), (DES_I,)),
+)
 REQUIRED_COLUMNS = (FECHA_I, FECHA_O, OPERA, TIPOVUELO, DES_I)
 ENCODINGS = ("utf-8-sig", "latin-1")
 SKIPPED_PREFIXES = (".", "_")  # hidden files, and markers such as _SUCCESS or _manifest in a channel folder
@@ -42,8 +44,11 @@ class RowProblem:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.source}: {self.reason}" if self.field is None else \
-            f"{self.source}, column {self.field}: {self.reason}"
+        return (
+            f"{self.source}: {self.reason}"
+            if self.field is None
+            else f"{self.source}, column {self.field}: {self.reason}"
+        )
 
 
 @dataclass
@@ -56,9 +61,14 @@ class LabeledFlights:
     files: list[str] = field(default_factory=list)
 
     def quality(self) -> dict:
-        return {"files": self.files, "rows_read": self.rows_read, "rows_used": len(self.label),
-                "duplicate_rows_dropped": self.duplicates, "unusable_rows": len({p.source for p in self.problems}),
-                "problems": [str(p) for p in self.problems[:1000]]}
+        return {
+            "files": self.files,
+            "rows_read": self.rows_read,
+            "rows_used": len(self.label),
+            "duplicate_rows_dropped": self.duplicates,
+            "unusable_rows": len({p.source for p in self.problems}),
+            "problems": [str(p) for p in self.problems[:1000]],
+        }
 
 
 @dataclass
@@ -104,15 +114,22 @@ def read_csv(path: Path, into: RawRows, seen: set[tuple[str, ...]]) -> None:
         header = [c.strip() for c in header]
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if missing:
-            raise DatasetError(f"{path.name}: missing required column(s) {', '.join(missing)}; "
-                               f"found {', '.join(repr(c)[:40] for c in header[:20])}")
+            raise DatasetError(
+                f"{path.name}: missing required column(s) {', '.join(missing)}; "
+                f"found {', '.join(repr(c)[:40] for c in header[:20])}"
+            )
         positions = [header.index(c) for c in REQUIRED_COLUMNS]
         records_before = into.records
         for line, row in rows:
             into.records += 1
             if len(row) != len(header):
-                into.problems.append(RowProblem(f"{path.name} line {line}", None,
-                                                f"expected {len(header)} fields as in the header, got {len(row)}"))
+                into.problems.append(
+                    RowProblem(
+                        f"{path.name} line {line}",
+                        None,
+                        f"expected {len(header)} fields as in the header, got {len(row)}",
+                    )
+                )
                 continue
             values = tuple(v.strip() for v in row)
             if values in seen:
@@ -145,8 +162,9 @@ def label_flights(raw: RawRows, max_invalid_fraction: float) -> LabeledFlights:
     valid = columns.valid.copy()
     valid[[e.index for e in operated_errors]] = False
     problems = raw.problems + [RowProblem(raw.sources[e.index], e.field, e.reason) for e in errors]
-    _check_invalid_share(problems, int((~valid).sum()) + len(raw.problems), raw.records - raw.duplicates,
-                         max_invalid_fraction)
+    _check_invalid_share(
+        problems, int((~valid).sum()) + len(raw.problems), raw.records - raw.duplicates, max_invalid_fraction
+    )
     label = delay_label(columns.scheduled[valid], operated[valid])
     return LabeledFlights(columns.subset(valid), label, raw.records, problems, raw.duplicates)
 
@@ -154,5 +172,7 @@ def label_flights(raw: RawRows, max_invalid_fraction: float) -> LabeledFlights:
 def _check_invalid_share(problems: list[RowProblem], invalid: int, total: int, max_fraction: float) -> None:
     if invalid and invalid / total > max_fraction:
         first = "; ".join(str(p)[:200] for p in problems[:5])
-        raise DatasetError(f"{invalid} of {total} rows unusable ({invalid / total:.2%}), more than "
-                           f"max_invalid_fraction={max_fraction}; the first: {first}")
+        raise DatasetError(
+            f"{invalid} of {total} rows unusable ({invalid / total:.2%}), more than "
+            f"max_invalid_fraction={max_fraction}; the first: {first}"
+        )

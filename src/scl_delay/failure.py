@@ -20,8 +20,9 @@ class TrainingInterrupted(Exception):
 
 
 def raise_on_sigterm(signum, frame):
-    raise TrainingInterrupted("training stopped by SIGTERM (StopTrainingJob or the stopping condition); "
-                              "no artifact was written")
+    raise TrainingInterrupted(
+        "training stopped by SIGTERM (StopTrainingJob or the stopping condition); no artifact was written"
+    )
 
 
 def write_failure(settings: TrainSettings, error: BaseException) -> str:

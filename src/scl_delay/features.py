@@ -20,14 +20,29 @@ DELAY_THRESHOLD = np.timedelta64(15 * 60, "s")
 MORNING, AFTERNOON, NIGHT = 0, 1, 2
 # The classic top-10 one-hot features of the original challenge notebook, in its order.
 CHALLENGE_FEATURES = (
-    "OPERA_Latin American Wings", "MES_7", "MES_10", "OPERA_Grupo LATAM", "MES_12",
-    "TIPOVUELO_I", "MES_4", "MES_11", "OPERA_Sky Airline", "OPERA_Copa Air",
+    "OPERA_Latin American Wings",
+    "MES_7",
+    "MES_10",
+    "OPERA_Grupo LATAM",
+    "MES_12",
+    "TIPOVUELO_I",
+    "MES_4",
+    "MES_11",
+    "OPERA_Sky Airline",
+    "OPERA_Copa Air",
 )
 # No month or day of year: one year of history cannot teach a month the model has not seen, and on the
 # time split they cost precision; the high-season flag carries the seasonality that repeats.
 FULL_FEATURES = (
-    ("day_of_month", "q"), ("weekday", "q"), ("hour", "q"), ("minute_of_day", "q"), ("period_of_day", "q"),
-    ("high_season", "q"), ("international", "q"), ("airline", "c"), ("destination", "c"),
+    ("day_of_month", "q"),
+    ("weekday", "q"),
+    ("hour", "q"),
+    ("minute_of_day", "q"),
+    ("period_of_day", "q"),
+    ("high_season", "q"),
+    ("international", "q"),
+    ("airline", "c"),
+    ("destination", "c"),
 )
 FEATURE_SETS = ("challenge", "full")
 
@@ -39,13 +54,21 @@ def delay_label(scheduled: np.ndarray, operated: np.ndarray) -> np.ndarray:
 
 def period_of_day(hour: np.ndarray) -> np.ndarray:
     """Morning 05:00-11:59, afternoon 12:00-18:59, night 19:00-04:59."""
-    return np.where((hour >= 5) & (hour < 12), MORNING, np.where((hour >= 12) & (hour < 19), AFTERNOON, NIGHT))
+    return np.where(
+        (hour >= 5) & (hour < 12), MORNING, np.where((hour >= 12) & (hour < 19), AFTERNOON, NIGHT)
+    )
 
 
 def high_season(month: np.ndarray, day: np.ndarray) -> np.ndarray:
     """Dec 15-Mar 3, Jul 15-31 and Sep 11-30, whole days inclusive."""
-    return (((month == 12) & (day >= 15)) | (month == 1) | (month == 2) | ((month == 3) & (day <= 3))
-            | ((month == 7) & (day >= 15)) | ((month == 9) & (day >= 11)))
+    return (
+        ((month == 12) & (day >= 15))
+        | (month == 1)
+        | (month == 2)
+        | ((month == 3) & (day <= 3))
+        | ((month == 7) & (day >= 15))
+        | ((month == 9) & (day >= 11))
+    )
 
 
 def calendar(scheduled: np.ndarray) -> dict[str, np.ndarray]:
@@ -57,10 +80,12 @@ def calendar(scheduled: np.ndarray) -> dict[str, np.ndarray]:
     month = months.astype(np.int64) % 12 + 1
     day = (days - months).astype(np.int64) + 1
     return {
-        "month": month, "day_of_month": day,
+        "month": month,
+        "day_of_month": day,
         "day_of_year": (days - years).astype(np.int64) + 1,
         "weekday": (days.astype(np.int64) + 3) % 7,  # 1970-01-01 was a Thursday; Monday is 0
-        "hour": minute_of_day // 60, "minute_of_day": minute_of_day,
+        "hour": minute_of_day // 60,
+        "minute_of_day": minute_of_day,
     }
 
 
@@ -77,7 +102,10 @@ class FeatureSpec:
         if self.feature_set == "challenge":
             fields, required = (OPERA, TIPOVUELO, MES, FECHA_I), ((OPERA,), (TIPOVUELO,), (MES, FECHA_I))
         else:
-            fields, required = (FECHA_I, OPERA, TIPOVUELO, DES_I), ((FECHA_I,), (OPERA,), (TIPOVUELO,), (DES_I,))
+            fields, required = (
+                (FECHA_I, OPERA, TIPOVUELO, DES_I),
+                ((FECHA_I,), (OPERA,), (TIPOVUELO,), (DES_I,)),
+            )
         return InputSchema(fields, required, {**self.vocabularies, TIPOVUELO: FLIGHT_TYPES})
 
     @cached_property
@@ -89,13 +117,21 @@ class FeatureSpec:
         return np.fromiter((lookup.get(v, np.nan) for v in values), dtype=np.float32, count=len(values))
 
     def to_dict(self) -> dict:
-        return {"feature_set": self.feature_set, "names": list(self.names), "types": list(self.types),
-                "vocabularies": {k: list(v) for k, v in self.vocabularies.items()}}
+        return {
+            "feature_set": self.feature_set,
+            "names": list(self.names),
+            "types": list(self.types),
+            "vocabularies": {k: list(v) for k, v in self.vocabularies.items()},
+        }
 
     @classmethod
     def from_dict(cls, doc: Mapping) -> FeatureSpec:
-        return cls(doc["feature_set"], tuple(doc["names"]), tuple(doc["types"]),
-                   {k: tuple(v) for k, v in doc["vocabularies"].items()})
+        return cls(
+            doc["feature_set"],
+            tuple(doc["names"]),
+            tuple(doc["types"]),
+            {k: tuple(v) for k, v in doc["vocabularies"].items()},
+        )
 
 
 def fit_feature_spec(columns: FlightColumns, feature_set: str) -> FeatureSpec:
@@ -118,8 +154,18 @@ def build_features(columns: FlightColumns, spec: FeatureSpec) -> np.ndarray:
 
 
 def _challenge_features(columns: FlightColumns, spec: FeatureSpec) -> dict[str, np.ndarray]:
-    parts = {name: columns.airline == name.removeprefix("OPERA_") for name in spec.names if name.startswith("OPERA_")}
-    parts.update({name: columns.month == int(name.removeprefix("MES_")) for name in spec.names if name.startswith("MES_")})
+    parts = {
+        name: columns.airline == name.removeprefix("OPERA_")
+        for name in spec.names
+        if name.startswith("OPERA_")
+    }
+    parts.update(
+        {
+            name: columns.month == int(name.removeprefix("MES_"))
+            for name in spec.names
+            if name.startswith("MES_")
+        }
+    )
     parts["TIPOVUELO_I"] = columns.flight_type == "I"
     return parts
 

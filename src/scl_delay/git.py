@@ -11,8 +11,14 @@ UNKNOWN = "unknown"
 def head_commit(cwd: Path | None = None) -> str:
     """``git rev-parse HEAD`` of the checkout at ``cwd``; "unknown" outside git or before the first commit."""
     try:
-        out = subprocess.run(["git", "rev-parse", "--verify", "--quiet", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=False, cwd=cwd)
+        out = subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+            cwd=cwd,
+        )
     except (OSError, subprocess.SubprocessError):
         return UNKNOWN
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else UNKNOWN

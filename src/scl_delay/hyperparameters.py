@@ -20,13 +20,21 @@ class Hyperparameters(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     feature_set: Literal["challenge", "full"] = Field("full", description="which features the model uses")
-    split: Literal["random", "time"] = Field("time", description="random test split, or the most recent weeks")
+    split: Literal["random", "time"] = Field(
+        "time", description="random test split, or the most recent weeks"
+    )
     test_size: float = Field(0.33, gt=0, lt=0.9, description="test share when split=random")
     test_weeks: int = Field(8, ge=1, le=26, description="test weeks (the most recent) when split=time")
-    validation_size: float = Field(0.2, gt=0, lt=0.9, description="share of the rest used for validation "
-                                   "when no validation channel is given")
+    validation_size: float = Field(
+        0.2,
+        gt=0,
+        lt=0.9,
+        description="share of the rest used for validation when no validation channel is given",
+    )
     seed: int = Field(42, ge=0, le=2**31 - 1)
-    target_recall: float = Field(0.70, gt=0, lt=1, description="delayed-class recall the threshold is tuned for")
+    target_recall: float = Field(
+        0.70, gt=0, lt=1, description="delayed-class recall the threshold is tuned for"
+    )
     max_invalid_fraction: float = Field(0.01, ge=0, le=1, description="share of unusable rows tolerated")
     num_round: int = Field(1000, ge=1, le=20000, description="maximum boosting rounds")
     early_stopping_rounds: int = Field(50, ge=0, le=5000, description="0 disables early stopping")
@@ -38,7 +46,9 @@ class Hyperparameters(BaseModel):
     reg_lambda: float = Field(1.0, ge=0)
     reg_alpha: float = Field(0.0, ge=0)
     max_cat_to_onehot: int = Field(64, ge=1, le=1000, description="categories below this count split one-hot")
-    scale_pos_weight: Annotated[float, Field(gt=0)] | Literal["auto"] = Field("auto", description="'auto' = negatives / positives")
+    scale_pos_weight: Annotated[float, Field(gt=0)] | Literal["auto"] = Field(
+        "auto", description="'auto' = negatives / positives"
+    )
 
     def changed(self) -> dict:
         """The values that differ from the defaults."""
@@ -72,8 +82,10 @@ def parse_hyperparameters(values: Mapping[str, object]) -> Hyperparameters:
     try:
         return Hyperparameters(**{k: _decode(v) for k, v in values.items()})
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'][:1])}: {err['msg']} (got {err['input']!r})"
-                             for err in e.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'][:1])}: {err['msg']} (got {err['input']!r})"
+            for err in e.errors()
+        )
         raise HyperparameterError(f"invalid hyperparameter {problems}") from None
 
 

@@ -17,15 +17,24 @@ METRIC_LINE = "metric {name}={value:.6f}"
 METRIC_REGEX = r"metric {name}=([-+0-9.eE]+)"
 METRIC_NAMES = ("recall", "precision", "f1", "roc_auc", "pr_auc", "threshold")
 # split in the line -> where its metrics sit in metrics.json
-METRIC_SOURCES = {"validation": ("validation",), "test": ("test",),
-                  "baseline_logreg": ("baselines", "logistic_regression"),
-                  "baseline_majority": ("baselines", "majority")}
-COUNT_NAMES = ("true_negatives", "false_positives", "false_negatives", "true_positives")  # test confusion matrix
+METRIC_SOURCES = {
+    "validation": ("validation",),
+    "test": ("test",),
+    "baseline_logreg": ("baselines", "logistic_regression"),
+    "baseline_majority": ("baselines", "majority"),
+}
+COUNT_NAMES = (
+    "true_negatives",
+    "false_positives",
+    "false_negatives",
+    "true_positives",
+)  # test confusion matrix
 
 
 def metric_names() -> list[str]:
-    return [f"{split}:{name}" for split in METRIC_SOURCES for name in METRIC_NAMES] + \
-        [f"test:{name}" for name in COUNT_NAMES]
+    return [f"{split}:{name}" for split in METRIC_SOURCES for name in METRIC_NAMES] + [
+        f"test:{name}" for name in COUNT_NAMES
+    ]
 
 
 def metric_definitions() -> list[dict[str, str]]:

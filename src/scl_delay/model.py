@@ -20,8 +20,15 @@ class Split:
 
 
 def _dmatrix(X: np.ndarray, spec: FeatureSpec, y: np.ndarray | None = None, weight=None) -> xgb.DMatrix:
-    return xgb.DMatrix(X, label=y, weight=weight, feature_names=list(spec.names),
-                       feature_types=list(spec.types), enable_categorical="c" in spec.types, nthread=-1)
+    return xgb.DMatrix(
+        X,
+        label=y,
+        weight=weight,
+        feature_names=list(spec.names),
+        feature_types=list(spec.types),
+        enable_categorical="c" in spec.types,
+        nthread=-1,
+    )
 
 
 def positive_weight(y: np.ndarray, hp: Hyperparameters) -> float:
@@ -34,23 +41,44 @@ def positive_weight(y: np.ndarray, hp: Hyperparameters) -> float:
 def fit_booster(train: Split, validation: Split, spec: FeatureSpec, hp: Hyperparameters) -> xgb.Booster:
     """Class-weighted gradient boosting with early stopping on validation log-loss."""
     params = {
-        "objective": "binary:logistic", "eval_metric": ["aucpr", "logloss"], "tree_method": "hist",
-        "eta": hp.eta, "max_depth": hp.max_depth, "min_child_weight": hp.min_child_weight,
-        "subsample": hp.subsample, "colsample_bytree": hp.colsample_bytree, "lambda": hp.reg_lambda,
-        "alpha": hp.reg_alpha, "max_cat_to_onehot": hp.max_cat_to_onehot,
-        "scale_pos_weight": positive_weight(train.y, hp), "seed": hp.seed,
+        "objective": "binary:logistic",
+        "eval_metric": ["aucpr", "logloss"],
+        "tree_method": "hist",
+        "eta": hp.eta,
+        "max_depth": hp.max_depth,
+        "min_child_weight": hp.min_child_weight,
+        "subsample": hp.subsample,
+        "colsample_bytree": hp.colsample_bytree,
+        "lambda": hp.reg_lambda,
+        "alpha": hp.reg_alpha,
+        "max_cat_to_onehot": hp.max_cat_to_onehot,
+        "scale_pos_weight": positive_weight(train.y, hp),
+        "seed": hp.seed,
     }
     dtrain = _dmatrix(train.X, spec, train.y)
     dvalid = _dmatrix(validation.X, spec, validation.y)
-    return xgb.train(params, dtrain, num_boost_round=hp.num_round, evals=[(dvalid, "validation")],
-                     early_stopping_rounds=hp.early_stopping_rounds or None, verbose_eval=False)
+    return xgb.train(
+        params,
+        dtrain,
+        num_boost_round=hp.num_round,
+        evals=[(dvalid, "validation")],
+        early_stopping_rounds=hp.early_stopping_rounds or None,
+        verbose_eval=False,
+    )
 
 
 def fit_logistic_baseline(train: Split, spec: FeatureSpec, hp: Hyperparameters) -> xgb.Booster:
     """Class-balanced L2 logistic regression (XGBoost's linear booster) on the given features."""
-    params = {"objective": "binary:logistic", "booster": "gblinear", "updater": "coord_descent",
-              "lambda": 1.0 / len(train.y), "alpha": 0.0, "eta": 1.0,
-              "scale_pos_weight": positive_weight(train.y, hp), "seed": hp.seed}
+    params = {
+        "objective": "binary:logistic",
+        "booster": "gblinear",
+        "updater": "coord_descent",
+        "lambda": 1.0 / len(train.y),
+        "alpha": 0.0,
+        "eta": 1.0,
+        "scale_pos_weight": positive_weight(train.y, hp),
+        "seed": hp.seed,
+    }
     return xgb.train(params, _dmatrix(train.X, spec, train.y), num_boost_round=200, verbose_eval=False)
 
 
@@ -65,14 +93,16 @@ def best_iterations(booster: xgb.Booster) -> tuple[int, int]:
     return (0, int(best) + 1) if best is not None else (0, 0)
 
 
-def predict_proba(booster: xgb.Booster, X: np.ndarray, iteration_range: tuple[int, int] | None = None
-                  ) -> np.ndarray:
+def predict_proba(
+    booster: xgb.Booster, X: np.ndarray, iteration_range: tuple[int, int] | None = None
+) -> np.ndarray:
     """Delay probabilities, up to the best iteration. ``X`` comes from ``build_features`` in the model's own
     feature order (checked when the artifact loads), so XGBoost's per-call feature validation is skipped."""
     if X.shape[0] == 0:
         return np.zeros(0, dtype=np.float32)
-    return booster.inplace_predict(X, iteration_range=iteration_range or best_iterations(booster),
-                                   validate_features=False)
+    return booster.inplace_predict(
+        X, iteration_range=iteration_range or best_iterations(booster), validate_features=False
+    )
 
 
 def contributions(booster: xgb.Booster, X: np.ndarray, spec: FeatureSpec) -> np.ndarray:
@@ -81,6 +111,7 @@ def contributions(booster: xgb.Booster, X: np.ndarray, spec: FeatureSpec) -> np.
 
 
 # ---- metrics: numpy, so the image needs no scikit-learn (tests check them against it) ----
+
 
 def precision_recall_curve(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Precision and recall of ``p >= t`` for every distinct score t, highest t first."""
@@ -131,9 +162,17 @@ def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> di
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"recall": recall, "precision": precision, "f1": f1, "roc_auc": roc_auc(y, p),
-            "pr_auc": average_precision(y, p), "threshold": float(threshold),
-            "confusion_matrix": [[tn, fp], [fn, tp]], "rows": int(len(y)), "positive_rate": float(np.mean(y))}
+    return {
+        "recall": recall,
+        "precision": precision,
+        "f1": f1,
+        "roc_auc": roc_auc(y, p),
+        "pr_auc": average_precision(y, p),
+        "threshold": float(threshold),
+        "confusion_matrix": [[tn, fp], [fn, tp]],
+        "rows": int(len(y)),
+        "positive_rate": float(np.mean(y)),
+    }
 
 
 class Predictor:

@@ -8,8 +8,14 @@ import numpy as np
 
 PR_CURVE_FILE = "pr_curve.png"
 CONFUSION_FILE = "confusion_matrix.png"
-_ROWS = (("recall", "Recall (delayed)"), ("precision", "Precision (delayed)"), ("f1", "F1 (delayed)"),
-         ("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("threshold", "Decision threshold"))
+_ROWS = (
+    ("recall", "Recall (delayed)"),
+    ("precision", "Precision (delayed)"),
+    ("f1", "F1 (delayed)"),
+    ("roc_auc", "ROC-AUC"),
+    ("pr_auc", "PR-AUC"),
+    ("threshold", "Decision threshold"),
+)
 
 
 def _fmt(value) -> str:
@@ -28,33 +34,44 @@ def render_markdown(metrics: dict, metadata: dict) -> str:
     test, baselines = metrics["test"], metrics["baselines"]
     (tn, fp), (fn, tp) = test["confusion_matrix"]
     hp = metadata["hyperparameters"]
-    return "\n".join([
-        f"# scl-delay model `{metadata['model_version']}`",
-        "",
-        f"Feature set `{hp['feature_set']}`, split `{hp['split']}`, threshold tuned on validation for "
-        f"recall {hp['target_recall']}. Test split: {test['rows']} flights, {test['positive_rate']:.1%} delayed.",
-        "",
-        metrics_table({"model (test)": test, "logistic regression (test)": baselines["logistic_regression"],
-                       "majority class (test)": baselines["majority"], "model (validation)": metrics["validation"]}),
-        "",
-        "Confusion matrix on the test split at the tuned threshold:",
-        "",
-        "| | predicted on time | predicted delayed |",
-        "|---|---:|---:|",
-        f"| on time | {tn} | {fp} |",
-        f"| delayed | {fn} | {tp} |",
-        "",
-        f"![precision-recall curve]({PR_CURVE_FILE}) ![confusion matrix]({CONFUSION_FILE})",
-        "",
-        f"Data: {metrics['data']['rows_used']} rows used of {metrics['data']['rows_read']} read, "
-        f"{metrics['data']['unusable_rows']} unusable, {metrics['data']['duplicate_rows_dropped']} duplicates "
-        f"dropped; dataset sha256 `{metadata['dataset_sha256'][:16]}`; commit `{metadata['git_commit']}`.",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"# scl-delay model `{metadata['model_version']}`",
+            "",
+            f"Feature set `{hp['feature_set']}`, split `{hp['split']}`, threshold tuned on validation for "
+            f"recall {hp['target_recall']}. Test split: {test['rows']} flights, {test['positive_rate']:.1%} delayed.",
+            "",
+            metrics_table(
+                {
+                    "model (test)": test,
+                    "logistic regression (test)": baselines["logistic_regression"],
+                    "majority class (test)": baselines["majority"],
+                    "model (validation)": metrics["validation"],
+                }
+            ),
+            "",
+            "Confusion matrix on the test split at the tuned threshold:",
+            "",
+            "| | predicted on time | predicted delayed |",
+            "|---|---:|---:|",
+            f"| on time | {tn} | {fp} |",
+            f"| delayed | {fn} | {tp} |",
+            "",
+            f"![precision-recall curve]({PR_CURVE_FILE}) ![confusion matrix]({CONFUSION_FILE})",
+            "",
+            f"Data: {metrics['data']['rows_used']} rows used of {metrics['data']['rows_read']} read, "
+            f"{metrics['data']['unusable_rows']} unusable, {metrics['data']['duplicate_rows_dropped']} duplicates "
+            f"dropped; dataset sha256 `{metadata['dataset_sha256'][:16]}`; commit `{metadata['git_commit']}`.",
+            "",
+        ]
+    )
 
 
-def render_figures(curves: dict[str, tuple[np.ndarray, np.ndarray]], operating_point: tuple[float, float],
-                   confusion: list[list[int]]) -> dict[str, bytes]:
+def render_figures(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    operating_point: tuple[float, float],
+    confusion: list[list[int]],
+) -> dict[str, bytes]:
     """PR curves (name -> (recall, precision)) with the chosen point, and the confusion matrix, as PNG."""
     import matplotlib
 
@@ -65,8 +82,13 @@ def render_figures(curves: dict[str, tuple[np.ndarray, np.ndarray]], operating_p
     for name, (recall, precision) in curves.items():
         ax.plot(recall, precision, label=name)
     ax.scatter([operating_point[0]], [operating_point[1]], color="black", zorder=3, label="tuned threshold")
-    ax.set(xlabel="recall (delayed)", ylabel="precision (delayed)", title="Precision-recall, test split",
-           xlim=(0, 1), ylim=(0, 1))
+    ax.set(
+        xlabel="recall (delayed)",
+        ylabel="precision (delayed)",
+        title="Precision-recall, test split",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
     ax.legend(loc="upper right")
     figures = {PR_CURVE_FILE: _png(fig, plt)}
 
@@ -74,8 +96,15 @@ def render_figures(curves: dict[str, tuple[np.ndarray, np.ndarray]], operating_p
     ax.imshow(np.array(confusion), cmap="Blues")
     for (i, j), count in np.ndenumerate(np.array(confusion)):
         ax.text(j, i, str(count), ha="center", va="center")
-    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["on time", "delayed"], yticklabels=["on time", "delayed"],
-           xlabel="predicted", ylabel="actual", title="Confusion matrix, test split")
+    ax.set(
+        xticks=[0, 1],
+        yticks=[0, 1],
+        xticklabels=["on time", "delayed"],
+        yticklabels=["on time", "delayed"],
+        xlabel="predicted",
+        ylabel="actual",
+        title="Confusion matrix, test split",
+    )
     figures[CONFUSION_FILE] = _png(fig, plt)
     return figures
 

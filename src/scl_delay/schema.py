@@ -36,8 +36,26 @@ OPERA = "OPERA"
 SIGLAORI = "SIGLAORI"
 SIGLADES = "SIGLADES"
 
-SCL_COLUMNS = (FECHA_I, VLO_I, ORI_I, DES_I, EMP_I, FECHA_O, VLO_O, ORI_O, DES_O, EMP_O,
-               DIA, MES, ANO, DIANOM, TIPOVUELO, OPERA, SIGLAORI, SIGLADES)
+SCL_COLUMNS = (
+    FECHA_I,
+    VLO_I,
+    ORI_I,
+    DES_I,
+    EMP_I,
+    FECHA_O,
+    VLO_O,
+    ORI_O,
+    DES_O,
+    EMP_O,
+    DIA,
+    MES,
+    ANO,
+    DIANOM,
+    TIPOVUELO,
+    OPERA,
+    SIGLAORI,
+    SIGLADES,
+)
 TEXT_COLUMNS = (VLO_I, VLO_O)  # flight numbers: mostly digits, sometimes not; always read as text
 FLIGHT_TYPES = ("I", "N")
 TIMESTAMP_FORMAT = "YYYY-MM-DD HH:MM[:SS]"
@@ -61,13 +79,19 @@ class InputSchema:
     categories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"fields": list(self.fields), "required": [list(g) for g in self.required],
-                "categories": {k: list(v) for k, v in self.categories.items()}}
+        return {
+            "fields": list(self.fields),
+            "required": [list(g) for g in self.required],
+            "categories": {k: list(v) for k, v in self.categories.items()},
+        }
 
     @classmethod
     def from_dict(cls, doc: Mapping) -> InputSchema:
-        return cls(tuple(doc["fields"]), tuple(tuple(g) for g in doc["required"]),
-                   {k: tuple(v) for k, v in doc["categories"].items()})
+        return cls(
+            tuple(doc["fields"]),
+            tuple(tuple(g) for g in doc["required"]),
+            {k: tuple(v) for k, v in doc["categories"].items()},
+        )
 
 
 @dataclass(frozen=True)
@@ -97,8 +121,11 @@ def shown(value) -> str:
 def is_missing(value) -> bool:
     if value.__class__ is str:  # the usual case first: this runs for every value of every request
         return not value.strip()
-    return value is None or (isinstance(value, str) and not value.strip()) or (
-        isinstance(value, float) and math.isnan(value))
+    return (
+        value is None
+        or (isinstance(value, str) and not value.strip())
+        or (isinstance(value, float) and math.isnan(value))
+    )
 
 
 def parse_timestamps(values: Sequence, field_name: str) -> tuple[np.ndarray, list[InvalidRecordError]]:
@@ -109,7 +136,11 @@ def parse_timestamps(values: Sequence, field_name: str) -> tuple[np.ndarray, lis
         if is_missing(value):
             continue
         if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value.strip()):
-            errors.append(InvalidRecordError(i, field_name, f"expected a date-time {TIMESTAMP_FORMAT}, got {shown(value)}"))
+            errors.append(
+                InvalidRecordError(
+                    i, field_name, f"expected a date-time {TIMESTAMP_FORMAT}, got {shown(value)}"
+                )
+            )
             continue
         ok_index.append(i)
         ok_text.append(value.strip())
@@ -151,8 +182,9 @@ def _whole_number(value) -> int | None:
     return None
 
 
-def parse_categories(values: Sequence, field_name: str, allowed: Sequence[str] | None
-                     ) -> tuple[np.ndarray, list[InvalidRecordError]]:
+def parse_categories(
+    values: Sequence, field_name: str, allowed: Sequence[str] | None
+) -> tuple[np.ndarray, list[InvalidRecordError]]:
     """Text values, checked against ``allowed`` when given; missing values become ""."""
     allowed_set = None if allowed is None else frozenset(allowed)
     out = np.full(len(values), "", dtype=object)
@@ -161,7 +193,9 @@ def parse_categories(values: Sequence, field_name: str, allowed: Sequence[str] |
         if is_missing(value):
             continue
         if not isinstance(value, str):
-            errors.append(InvalidRecordError(i, field_name, f"expected text, got {type(value).__name__} {shown(value)}"))
+            errors.append(
+                InvalidRecordError(i, field_name, f"expected text, got {type(value).__name__} {shown(value)}")
+            )
         elif allowed_set is not None and value not in allowed_set:
             errors.append(InvalidRecordError(i, field_name, _unknown(field_name, value, allowed)))
         else:
@@ -175,9 +209,11 @@ def _unknown(field_name: str, value: str, allowed: Sequence[str]) -> str:
     return f"unknown value {shown(value)}; expected one of {listed}{more}"
 
 
-def parse_columns(raw: Mapping[str, Sequence], n_rows: int, schema: InputSchema
-                  ) -> tuple[FlightColumns, list[InvalidRecordError]]:
+def parse_columns(
+    raw: Mapping[str, Sequence], n_rows: int, schema: InputSchema
+) -> tuple[FlightColumns, list[InvalidRecordError]]:
     """Validate raw columns against ``schema``; absent fields count as missing in every row."""
+
     def column(name: str) -> Sequence:
         return raw[name] if name in raw else [None] * n_rows
 
@@ -188,8 +224,11 @@ def parse_columns(raw: Mapping[str, Sequence], n_rows: int, schema: InputSchema
     given_month, e2 = parse_months(column(MES)) if MES in schema.fields else (np.zeros(n_rows, np.int8), [])
     airline, e3 = parse_categories(column(OPERA), OPERA, categories.get(OPERA))
     flight_type, e4 = parse_categories(column(TIPOVUELO), TIPOVUELO, categories[TIPOVUELO])
-    destination, e5 = (parse_categories(column(DES_I), DES_I, categories.get(DES_I)) if DES_I in schema.fields
-                       else (np.full(n_rows, "", dtype=object), []))
+    destination, e5 = (
+        parse_categories(column(DES_I), DES_I, categories.get(DES_I))
+        if DES_I in schema.fields
+        else (np.full(n_rows, "", dtype=object), [])
+    )
     errors += e1 + e2 + e3 + e4 + e5
     month = np.where(np.isnat(scheduled), given_month, scheduled.astype("datetime64[M]").astype(int) % 12 + 1)
     valid = np.ones(n_rows, dtype=bool)
@@ -198,7 +237,9 @@ def parse_columns(raw: Mapping[str, Sequence], n_rows: int, schema: InputSchema
     return FlightColumns(scheduled, month.astype(np.int8), airline, flight_type, destination, valid), errors
 
 
-def _missing_required(raw: Mapping[str, Sequence], n_rows: int, schema: InputSchema) -> list[InvalidRecordError]:
+def _missing_required(
+    raw: Mapping[str, Sequence], n_rows: int, schema: InputSchema
+) -> list[InvalidRecordError]:
     errors = []
     for group in schema.required:
         given = [raw[name] for name in group if name in raw]

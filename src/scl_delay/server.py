@@ -47,8 +47,11 @@ from .settings import ServeSettings, parse_output
 log = logging.getLogger(__name__)
 
 _STATUS: dict[type[InputError], int] = {
-    InvalidRecordError: 400, PayloadError: 400, RequestParameterError: 400,
-    UnsupportedMediaTypeError: 415, NotAcceptableError: 406,
+    InvalidRecordError: 400,
+    PayloadError: 400,
+    RequestParameterError: 400,
+    UnsupportedMediaTypeError: 415,
+    NotAcceptableError: 406,
 }
 CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 MODEL_VERSION_HEADER = "X-Model-Version"
@@ -98,7 +101,11 @@ class Scorer:
         found = [cache.get(k) if k is not None else None for k in keys]
         missing = [i for i, hit in enumerate(found) if hit is None]
         if missing:
-            sub = raw if len(missing) == n else {f: [c[i] for i in missing] for f, c in zip(self.fields, columns)}
+            sub = (
+                raw
+                if len(missing) == n
+                else {f: [c[i] for i in missing] for f, c in zip(self.fields, columns)}
+            )
             _, p, d = self._predict(sub, len(missing), None if len(missing) == n else missing)
             for i, hit in zip(missing, zip(p.tolist(), d.tolist())):
                 found[i] = hit
@@ -115,8 +122,9 @@ class Scorer:
                 pass
         cache[key] = hit
 
-    def explain(self, raw: dict[str, list], n: int, top: int
-                ) -> tuple[list[float], list[bool], list[Explanation]]:
+    def explain(
+        self, raw: dict[str, list], n: int, top: int
+    ) -> tuple[list[float], list[bool], list[Explanation]]:
         X, p, d = self._predict(raw, n)
         contributions = self.model.predictor.contributions(X)[:, :-1]  # the last column is the bias
         names = self.model.spec.names
@@ -144,8 +152,9 @@ def _key(values: tuple) -> tuple | None:
     return key
 
 
-def request_options(query: Mapping[str, str], custom_attributes: str | None, settings: ServeSettings
-                    ) -> tuple[tuple[str, ...], bool, int]:
+def request_options(
+    query: Mapping[str, str], custom_attributes: str | None, settings: ServeSettings
+) -> tuple[tuple[str, ...], bool, int]:
     """(output choices, explain flag, top-k) from the query string, then custom attributes, then settings."""
     attributes = {}
     if custom_attributes:
@@ -179,22 +188,35 @@ def request_options(query: Mapping[str, str], custom_attributes: str | None, set
     return outputs, explain, top
 
 
-def invoke(scorer: Scorer, settings: ServeSettings, body: bytes, content_type: str | None, accept: str | None,
-           query: Mapping[str, str], custom_attributes: str | None) -> tuple[bytes, str]:
+def invoke(
+    scorer: Scorer,
+    settings: ServeSettings,
+    body: bytes,
+    content_type: str | None,
+    accept: str | None,
+    query: Mapping[str, str],
+    custom_attributes: str | None,
+) -> tuple[bytes, str]:
     """One /invocations request, transport-free: -> (response body, its media type); raises ``InputError``."""
     kind = negotiate(accept)
-    outputs, explain, top = request_options(query, custom_attributes, settings) if query or custom_attributes \
+    outputs, explain, top = (
+        request_options(query, custom_attributes, settings)
+        if query or custom_attributes
         else (settings.inference_output, False, 3)
+    )
     if explain and kind == CSV:
-        raise NotAcceptableError("explanations need Accept application/json or application/jsonlines, not CSV")
+        raise NotAcceptableError(
+            "explanations need Accept application/json or application/jsonlines, not CSV"
+        )
     raw, n = decode_records(body, content_type, scorer.fields)
     if explain:
         probabilities, decisions, explanations = scorer.explain(raw, n, top)
     else:
         (probabilities, decisions), explanations = scorer.score(raw, n), None
     model = scorer.model
-    return encode_predictions(probabilities, decisions, model.threshold, outputs, model.version, kind,
-                              explanations), kind
+    return encode_predictions(
+        probabilities, decisions, model.threshold, outputs, model.version, kind, explanations
+    ), kind
 
 
 def error_document(e: InputError) -> dict:
@@ -202,7 +224,9 @@ def error_document(e: InputError) -> dict:
 
 
 def _error_body(code: str, message: str, **extra) -> bytes:
-    return json.dumps({"error": {"code": code, "message": message, "record": None, "field": None, **extra}}).encode()
+    return json.dumps(
+        {"error": {"code": code, "message": message, "record": None, "field": None, **extra}}
+    ).encode()
 
 
 def create_app(model_or_error: LoadedModel | BaseException, settings: ServeSettings) -> Flask:
@@ -227,11 +251,17 @@ def create_app(model_or_error: LoadedModel | BaseException, settings: ServeSetti
 
     @app.get("/execution-parameters", provide_automatic_options=False)
     def execution_parameters():
-        return Response(json.dumps({
-            "MaxConcurrentTransforms": settings.workers,
-            "BatchStrategy": "MultiRecord",
-            "MaxPayloadInMB": max(1, settings.max_body_bytes // (1024 * 1024)),
-        }), 200, mimetype=_JSON_MIME)
+        return Response(
+            json.dumps(
+                {
+                    "MaxConcurrentTransforms": settings.workers,
+                    "BatchStrategy": "MultiRecord",
+                    "MaxPayloadInMB": max(1, settings.max_body_bytes // (1024 * 1024)),
+                }
+            ),
+            200,
+            mimetype=_JSON_MIME,
+        )
 
     @app.after_request
     def add_model_version(response: Response) -> Response:
@@ -248,8 +278,9 @@ def create_app(model_or_error: LoadedModel | BaseException, settings: ServeSetti
         message = e.description or e.name
         if e.code == 413:
             return Response(_too_large(settings.max_body_bytes), 413, mimetype=_JSON_MIME)
-        response = _json_response({"error": {"code": code, "message": message, "record": None, "field": None}},
-                                  e.code or 500)
+        response = _json_response(
+            {"error": {"code": code, "message": message, "record": None, "field": None}}, e.code or 500
+        )
         if e.code == 405 and hasattr(e, "valid_methods") and e.valid_methods:
             response.headers["Allow"] = ", ".join(e.valid_methods)
         return response
@@ -280,7 +311,11 @@ def _fast_invocations(flask_app, scorer: Scorer, settings: ServeSettings):
             return flask_app(environ, start_response)
         length = environ.get("CONTENT_LENGTH", "")
         if length and not (length.isascii() and length.isdigit()):  # gunicorn refuses these before us
-            out, kind, status = _error_body("invalid_payload", f"bad Content-Length {length[:40]!r}"), _JSON_MIME, 400
+            out, kind, status = (
+                _error_body("invalid_payload", f"bad Content-Length {length[:40]!r}"),
+                _JSON_MIME,
+                400,
+            )
         elif length and int(length) > limit:
             out, kind, status = _too_large(limit), _JSON_MIME, 413
         else:
@@ -289,8 +324,10 @@ def _fast_invocations(flask_app, scorer: Scorer, settings: ServeSettings):
                 out, kind, status = _too_large(limit), _JSON_MIME, 413
             else:
                 out, kind, status = _answer(scorer, settings, body, environ)
-        start_response(_STATUS_LINES[status], [("Content-Type", kind), ("Content-Length", str(len(out))),
-                                               (MODEL_VERSION_HEADER, version)])
+        start_response(
+            _STATUS_LINES[status],
+            [("Content-Type", kind), ("Content-Length", str(len(out))), (MODEL_VERSION_HEADER, version)],
+        )
         return [out]
 
     return app
@@ -299,9 +336,15 @@ def _fast_invocations(flask_app, scorer: Scorer, settings: ServeSettings):
 def _answer(scorer: Scorer, settings: ServeSettings, body: bytes, environ) -> tuple[bytes, str, int]:
     query = environ.get("QUERY_STRING")
     try:
-        out, kind = invoke(scorer, settings, body, environ.get("CONTENT_TYPE"), environ.get("HTTP_ACCEPT"),
-                           dict(parse_qsl(query, keep_blank_values=True)) if query else {},
-                           environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES"))
+        out, kind = invoke(
+            scorer,
+            settings,
+            body,
+            environ.get("CONTENT_TYPE"),
+            environ.get("HTTP_ACCEPT"),
+            dict(parse_qsl(query, keep_blank_values=True)) if query else {},
+            environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES"),
+        )
         return out, kind, 200
     except InputError as e:
         return json.dumps(error_document(e)).encode(), _JSON_MIME, status_for(e)
@@ -315,8 +358,9 @@ def _too_large(limit: int) -> bytes:
 
 
 _STATUS_LINES = {code: f"{code} {HTTPStatus(code).phrase}" for code in (200, 400, 406, 413, 415, 500)}
-_INTERNAL = json.dumps({"error": {"code": "internal_error", "message": "internal server error",
-                                  "record": None, "field": None}}).encode()
+_INTERNAL = json.dumps(
+    {"error": {"code": "internal_error", "message": "internal server error", "record": None, "field": None}}
+).encode()
 
 
 def _json_response(doc: dict, status: int) -> Response:

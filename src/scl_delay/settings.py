@@ -27,8 +27,13 @@ PREDICTION_CACHE = ("SCL_PREDICTION_CACHE_SIZE",)  # records per worker; 0 turns
 WORKER_CLASS = ("SCL_WORKER_CLASS",)  # gunicorn worker class; the default was chosen by measurement
 WORKER_THREADS = ("SCL_WORKER_THREADS",)
 OUTPUT_CHOICES = ("probability", "decision")  # what each prediction may carry
-OUTPUT_ALIASES = {"both": OUTPUT_CHOICES, "all": OUTPUT_CHOICES, "predicted_label": ("decision",),
-                  "label": ("decision",), "probabilities": ("probability",)}
+OUTPUT_ALIASES = {
+    "both": OUTPUT_CHOICES,
+    "all": OUTPUT_CHOICES,
+    "predicted_label": ("decision",),
+    "label": ("decision",),
+    "probabilities": ("probability",),
+}
 DEFAULT_OPT_ML = "/opt/ml"
 
 
@@ -108,8 +113,10 @@ def parse_output(value: str) -> tuple[str, ...]:
     for part in (p.strip().lower() for p in value.split(",")):
         names = OUTPUT_ALIASES.get(part, (part,) if part in OUTPUT_CHOICES else None)
         if names is None:
-            raise ValueError(f"unknown output {part!r}; expected probability, decision, both "
-                             f"or a comma list of probability,decision")
+            raise ValueError(
+                f"unknown output {part!r}; expected probability, decision, both "
+                f"or a comma list of probability,decision"
+            )
         chosen += [n for n in names if n not in chosen]
     return tuple(n for n in OUTPUT_CHOICES if n in chosen)
 

@@ -80,7 +80,10 @@ def read_hyperparameters(settings: TrainSettings, overrides: Mapping[str, str]) 
 def read_input_config(settings: TrainSettings) -> dict:
     """inputdataconfig.json / resourceconfig.json, when SageMaker wrote them; checks declared channels exist."""
     configs = {}
-    for key, path in (("channels", settings.input_data_config_file), ("resources", settings.resource_config_file)):
+    for key, path in (
+        ("channels", settings.input_data_config_file),
+        ("resources", settings.resource_config_file),
+    ):
         if path.is_file():
             try:
                 configs[key] = json.loads(path.read_text(encoding="utf-8"))
@@ -104,7 +107,9 @@ def split_flights(flights: LabeledFlights, validation: LabeledFlights | None, hp
     With ``split=time`` validation is the most recent part of the rest, just before the test weeks.
     """
     n = len(flights.label)
-    validation_share = 0.0 if validation is not None else hp.validation_size  # a channel costs no training rows
+    validation_share = (
+        0.0 if validation is not None else hp.validation_size
+    )  # a channel costs no training rows
     if hp.split == "random":
         # RandomState.permutation is what scikit-learn's train_test_split uses: same seed, same test rows.
         order = np.random.RandomState(hp.seed).permutation(n)
@@ -119,14 +124,16 @@ def split_flights(flights: LabeledFlights, validation: LabeledFlights | None, hp
         is_test = scheduled[by_time] > cutoff
         test, rest = by_time[is_test], by_time[~is_test]
         n_val = int(np.ceil(validation_share * len(rest)))
-        train, val = rest[: len(rest) - n_val], rest[len(rest) - n_val:]
+        train, val = rest[: len(rest) - n_val], rest[len(rest) - n_val :]
     splits = Splits(_subset(flights, train), validation or _subset(flights, val), _subset(flights, test))
     for name in ("train", "validation", "test"):
         part = getattr(splits, name)
         if len(part.label) < MIN_ROWS or part.label.min() == part.label.max():
-            raise DatasetError(f"the {name} split has {len(part.label)} rows with "
-                               f"{int(part.label.sum())} delayed: it needs at least {MIN_ROWS} rows and both "
-                               f"classes (more data, or other test_size/test_weeks/validation_size)")
+            raise DatasetError(
+                f"the {name} split has {len(part.label)} rows with "
+                f"{int(part.label.sum())} delayed: it needs at least {MIN_ROWS} rows and both "
+                f"classes (more data, or other test_size/test_weeks/validation_size)"
+            )
     return splits
 
 
@@ -153,23 +160,34 @@ def run(settings: TrainSettings, overrides: Mapping[str, str], env: Mapping[str,
             _say(f"resources {json.dumps(configs['resources'])}")
     with stage("load"):
         flights = load_channel(settings.training_channel, hp.max_invalid_fraction)
-        validation = (load_channel(settings.validation_channel, hp.max_invalid_fraction)
-                      if settings.validation_channel.exists() else None)
+        validation = (
+            load_channel(settings.validation_channel, hp.max_invalid_fraction)
+            if settings.validation_channel.exists()
+            else None
+        )
         quality = flights.quality() | ({"validation": validation.quality()} if validation else {})
         for name, part in (("training", flights), ("validation", validation)):
             if part is not None:
-                _say(f"data {name} {json.dumps(part.quality() | {'problems': part.quality()['problems'][:5]})}")
+                _say(
+                    f"data {name} {json.dumps(part.quality() | {'problems': part.quality()['problems'][:5]})}"
+                )
     with stage("split"):
         splits = split_flights(flights, validation, hp)
-        _say(f"rows train={len(splits.train.label)} validation={len(splits.validation.label)} "
-             f"test={len(splits.test.label)}")
+        _say(
+            f"rows train={len(splits.train.label)} validation={len(splits.validation.label)} "
+            f"test={len(splits.test.label)}"
+        )
     with stage("features"):
         spec = fit_feature_spec(splits.train.columns, hp.feature_set)
-        model_splits = {k: Split(build_features(getattr(splits, k).columns, spec), getattr(splits, k).label)
-                        for k in ("train", "validation", "test")}
+        model_splits = {
+            k: Split(build_features(getattr(splits, k).columns, spec), getattr(splits, k).label)
+            for k in ("train", "validation", "test")
+        }
         base_spec = fit_feature_spec(splits.train.columns, "challenge")
-        base_splits = {k: Split(build_features(getattr(splits, k).columns, base_spec), getattr(splits, k).label)
-                       for k in ("train", "validation", "test")}
+        base_splits = {
+            k: Split(build_features(getattr(splits, k).columns, base_spec), getattr(splits, k).label)
+            for k in ("train", "validation", "test")
+        }
     with stage("fit"):
         booster = fit_booster(model_splits["train"], model_splits["validation"], spec, hp)
         baseline = fit_logistic_baseline(base_splits["train"], base_spec, hp)
@@ -183,14 +201,21 @@ def run(settings: TrainSettings, overrides: Mapping[str, str], env: Mapping[str,
         report = render_markdown(evaluation, metadata)
         settings.output_data_dir.mkdir(parents=True, exist_ok=True)  # first: a complete artifact means exit 0
         (settings.output_data_dir / "data_quality.json").write_text(json.dumps(quality, indent=2))
-        write_artifact(settings.model_dir, booster, metadata, evaluation,
-                       {REPORT_FILE: report.encode(), **figures})
+        write_artifact(
+            settings.model_dir, booster, metadata, evaluation, {REPORT_FILE: report.encode(), **figures}
+        )
     print_metrics(evaluation)
     return evaluation
 
 
-def evaluate(booster, baseline, model_splits: dict[str, Split], base_splits: dict[str, Split],
-             base_spec, hp: Hyperparameters) -> dict:
+def evaluate(
+    booster,
+    baseline,
+    model_splits: dict[str, Split],
+    base_splits: dict[str, Split],
+    base_spec,
+    hp: Hyperparameters,
+) -> dict:
     val, test = model_splits["validation"], model_splits["test"]
     p_val, p_test = predict_proba(booster, val.X), predict_proba(booster, test.X)
     threshold = tune_threshold(val.y, p_val, hp.target_recall)
@@ -204,15 +229,21 @@ def evaluate(booster, baseline, model_splits: dict[str, Split], base_splits: dic
     return {
         "validation": classification_metrics(val.y, p_val, threshold),
         "test": test_metrics,
-        "baselines": {"logistic_regression": classification_metrics(test.y, b_test, b_threshold),
-                      "majority": majority},
-        "_curves": ({"model": (model_pr[1], model_pr[0]), "logistic regression": (base_pr[1], base_pr[0])},
-                    (test_metrics["recall"], test_metrics["precision"]), test_metrics["confusion_matrix"]),
+        "baselines": {
+            "logistic_regression": classification_metrics(test.y, b_test, b_threshold),
+            "majority": majority,
+        },
+        "_curves": (
+            {"model": (model_pr[1], model_pr[0]), "logistic regression": (base_pr[1], base_pr[0])},
+            (test_metrics["recall"], test_metrics["precision"]),
+            test_metrics["confusion_matrix"],
+        ),
     }
 
 
-def _metadata(booster, spec, hp: Hyperparameters, evaluation: dict, settings: TrainSettings,
-              env: Mapping[str, str]) -> dict:
+def _metadata(
+    booster, spec, hp: Hyperparameters, evaluation: dict, settings: TrainSettings, env: Mapping[str, str]
+) -> dict:
     raw = bytes(booster.save_raw("ubj"))
     return {
         "model_version": hashlib.sha256(raw).hexdigest()[:12],
@@ -234,8 +265,9 @@ def print_metrics(evaluation: dict) -> None:
         _say(line)
 
 
-def main(settings: TrainSettings, overrides: Mapping[str, str] | None = None,
-         env: Mapping[str, str] = os.environ) -> int:
+def main(
+    settings: TrainSettings, overrides: Mapping[str, str] | None = None, env: Mapping[str, str] = os.environ
+) -> int:
     started = time.perf_counter()
     previous = signal.signal(signal.SIGTERM, raise_on_sigterm)
     try:

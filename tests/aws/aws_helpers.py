@@ -25,7 +25,6 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-
 def venv_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -33,12 +32,44 @@ def venv_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def training_args(bucket: str, out: Path, data: str, commit: str, hp: list[str], state: str,
-                  base: Path | None = None, pr: str = "42") -> list[str]:
-    args = ["--image-uri", IMAGE, "--role-arn", ROLE_ARN, "--data", data, "--output-s3", f"s3://{bucket}/artifacts",
-            "--hyperparameters", str(ROOT / "hyperparameters.json"), "--commit", commit, "--pr-number", pr,
-            "--repo", "acme/scl-delay", "--state-s3", state, "--result", str(out / "training_result.json"),
-            "--report", str(out / "report.md"), "--poll-seconds", "0.3", "--wait-timeout-minutes", "4"]
+def training_args(
+    bucket: str,
+    out: Path,
+    data: str,
+    commit: str,
+    hp: list[str],
+    state: str,
+    base: Path | None = None,
+    pr: str = "42",
+) -> list[str]:
+    args = [
+        "--image-uri",
+        IMAGE,
+        "--role-arn",
+        ROLE_ARN,
+        "--data",
+        data,
+        "--output-s3",
+        f"s3://{bucket}/artifacts",
+        "--hyperparameters",
+        str(ROOT / "hyperparameters.json"),
+        "--commit",
+        commit,
+        "--pr-number",
+        pr,
+        "--repo",
+        "acme/scl-delay",
+        "--state-s3",
+        state,
+        "--result",
+        str(out / "training_result.json"),
+        "--report",
+        str(out / "report.md"),
+        "--poll-seconds",
+        "0.3",
+        "--wait-timeout-minutes",
+        "4",
+    ]
     for pair in hp:
         args += ["--hp", pair]
     if base:
@@ -48,8 +79,15 @@ def training_args(bucket: str, out: Path, data: str, commit: str, hp: list[str],
 
 def run_script(script: str, args: list[str], timeout_s: float = 240) -> subprocess.CompletedProcess:
     """The real top-level script in a subprocess, with this session's AWS environment."""
-    return subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True,
-                          timeout=timeout_s, env=venv_env(), cwd=ROOT, check=False)
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env=venv_env(),
+        cwd=ROOT,
+        check=False,
+    )
 
 
 class NoAws:
@@ -63,5 +101,3 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-

@@ -92,9 +92,19 @@ def base_hyperparameters(tmp_path_factory) -> Path:
 def training_state(bucket, s3) -> str:
     """A state prefix whose live.json names an older model with known, modest metrics."""
     state = f"s3://{bucket}/state-training"
-    live = {"endpoint_name": "scl-delay-prod", "training_job": "scl-delay-pr1-00000000-20260101-000000",
-            "commit": "00000000", "metrics": {"test:recall": 0.6, "test:precision": 0.5, "test:f1": 0.55,
-                                              "test:roc_auc": 0.7, "test:pr_auc": 0.5, "test:threshold": 0.4}}
+    live = {
+        "endpoint_name": "scl-delay-prod",
+        "training_job": "scl-delay-pr1-00000000-20260101-000000",
+        "commit": "00000000",
+        "metrics": {
+            "test:recall": 0.6,
+            "test:precision": 0.5,
+            "test:f1": 0.55,
+            "test:roc_auc": 0.7,
+            "test:pr_auc": 0.5,
+            "test:threshold": 0.4,
+        },
+    }
     s3.put_object(Bucket=bucket, Key="state-training/live.json", Body=json.dumps(live).encode())
     return state
 
@@ -106,16 +116,20 @@ def trained(tmp_path_factory, bucket, synthetic_csv, training_state, base_hyperp
     from scl_delay.aws.cli import training_job_main
 
     good_out, weak_out = tmp_path_factory.mktemp("good"), tmp_path_factory.mktemp("weak")
-    weak_args = training_args(bucket, weak_out, str(synthetic_csv), WEAK_COMMIT, WEAK_HP,
-                              f"s3://{bucket}/state-weak", pr="43")
-    good_args = training_args(bucket, good_out, str(synthetic_csv), COMMIT, GOOD_HP, training_state,
-                              base=base_hyperparameters)
+    weak_args = training_args(
+        bucket, weak_out, str(synthetic_csv), WEAK_COMMIT, WEAK_HP, f"s3://{bucket}/state-weak", pr="43"
+    )
+    good_args = training_args(
+        bucket, good_out, str(synthetic_csv), COMMIT, GOOD_HP, training_state, base=base_hyperparameters
+    )
     started = time.monotonic()
     with ThreadPoolExecutor(1) as pool:
         weak = pool.submit(run_script, "training_job.py", weak_args)
         good_rc = training_job_main(good_args)
         weak_proc = weak.result()
-    assert weak_proc.returncode == 0, f"weak job failed:\n{weak_proc.stdout[-3000:]}\n{weak_proc.stderr[-3000:]}"
+    assert weak_proc.returncode == 0, (
+        f"weak job failed:\n{weak_proc.stdout[-3000:]}\n{weak_proc.stderr[-3000:]}"
+    )
     assert good_rc == 0
     return {
         "good": json.loads((good_out / "training_result.json").read_text()),
@@ -139,15 +153,21 @@ def serve_url(tmp_path_factory, trained, s3):
         tar.extractall(root / "model", filter="data")
     port = free_port()
     with open(root / "serve.log", "w") as log:
-        proc = subprocess.Popen([str(ROOT / "container" / "serve")], stdout=log, stderr=subprocess.STDOUT,
-                                env=venv_env(OPT_ML_DIR=str(root), SAGEMAKER_BIND_TO_PORT=str(port),
-                                             MODEL_SERVER_WORKERS="1"), start_new_session=True)
+        proc = subprocess.Popen(
+            [str(ROOT / "container" / "serve")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=venv_env(OPT_ML_DIR=str(root), SAGEMAKER_BIND_TO_PORT=str(port), MODEL_SERVER_WORKERS="1"),
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     try:
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"serve exited with {proc.returncode}:\n{(root / 'serve.log').read_text()[-3000:]}")
+                pytest.fail(
+                    f"serve exited with {proc.returncode}:\n{(root / 'serve.log').read_text()[-3000:]}"
+                )
             try:
                 with urllib.request.urlopen(f"{url}/ping", timeout=2) as r:
                     if r.status == 200:

@@ -26,5 +26,7 @@ def test_policy_document_is_valid_and_least_privilege(path):
 def test_every_role_has_a_trust_and_a_permissions_document():
     roles = {p.name.split(".")[0] for p in DOCS}
     for role in roles:
-        assert (ROOT / "infra" / f"{role}.trust.json").is_file() and (ROOT / "infra" / f"{role}.policy.json").is_file()
+        assert (ROOT / "infra" / f"{role}.trust.json").is_file() and (
+            ROOT / "infra" / f"{role}.policy.json"
+        ).is_file()
     assert len(roles) == 4

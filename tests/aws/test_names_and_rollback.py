@@ -45,12 +45,20 @@ class _Sm:
 
     def describe_endpoint(self, EndpointName):
         self.calls.append("describe_endpoint")
-        return {"EndpointName": EndpointName, "EndpointArn": "arn:ep", "EndpointStatus": "InService",
-                "EndpointConfigName": "old"}
+        return {
+            "EndpointName": EndpointName,
+            "EndpointArn": "arn:ep",
+            "EndpointStatus": "InService",
+            "EndpointConfigName": "old",
+        }
 
     def list_tags(self, ResourceArn):
-        return {"Tags": [{"Key": "scl-delay:managed-by", "Value": "deploy.py"},
-                         {"Key": "scl-delay:deployment", "Value": "ep"}]}
+        return {
+            "Tags": [
+                {"Key": "scl-delay:managed-by", "Value": "deploy.py"},
+                {"Key": "scl-delay:deployment", "Value": "ep"},
+            ]
+        }
 
     def describe_endpoint_config(self, EndpointConfigName):
         return {"ProductionVariants": [{"InstanceType": "ml.m5.large"}]}
@@ -62,6 +70,7 @@ class _Sm:
         class _W:
             def wait(self_, **kwargs):
                 self.calls.append(("wait", name))
+
         return _W()
 
 

@@ -19,9 +19,20 @@ from scl_delay.local_aws.runtime_standin import RuntimeStandin
 
 from .aws_helpers import REGION
 
-RECORD = {"Fecha-I": "2017-01-01 23:30:00", "Vlo-I": "226", "Ori-I": "SCEL", "Des-I": "KMIA", "Emp-I": "AAL",
-          "OPERA": "American Airlines", "TIPOVUELO": "I", "SIGLADES": "Miami", "MES": 1, "DIA": 1,
-          "AÑO": 2017, "DIANOM": "Domingo"}
+RECORD = {
+    "Fecha-I": "2017-01-01 23:30:00",
+    "Vlo-I": "226",
+    "Ori-I": "SCEL",
+    "Des-I": "KMIA",
+    "Emp-I": "AAL",
+    "OPERA": "American Airlines",
+    "TIPOVUELO": "I",
+    "SIGLADES": "Miami",
+    "MES": 1,
+    "DIA": 1,
+    "AÑO": 2017,
+    "DIANOM": "Domingo",
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +52,12 @@ def monkeypatch_module():
 
 def test_invoke_endpoint_reaches_the_local_serve(runtime):
     client, standin = runtime
-    response = client.invoke_endpoint(EndpointName="scl-delay-live", ContentType="application/json",
-                                      Accept="application/json", Body=json.dumps({"instances": [RECORD]}))
+    response = client.invoke_endpoint(
+        EndpointName="scl-delay-live",
+        ContentType="application/json",
+        Accept="application/json",
+        Body=json.dumps({"instances": [RECORD]}),
+    )
     body = json.loads(response["Body"].read())
     assert response["ContentType"].startswith("application/json")
     assert response["InvokedProductionVariant"] == "AllTraffic"
@@ -54,8 +69,11 @@ def test_container_4xx_reaches_callers_as_model_error_424(runtime):
     client, _ = runtime
     bad = {**RECORD, "TIPOVUELO": "X"}
     with pytest.raises(client.exceptions.ModelError) as caught:
-        client.invoke_endpoint(EndpointName="scl-delay-live", ContentType="application/json",
-                               Body=json.dumps({"instances": [bad]}))
+        client.invoke_endpoint(
+            EndpointName="scl-delay-live",
+            ContentType="application/json",
+            Body=json.dumps({"instances": [bad]}),
+        )
     error = caught.value.response
     assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
     assert error["OriginalStatusCode"] == 400

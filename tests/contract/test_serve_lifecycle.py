@@ -18,9 +18,11 @@ GOOD = {"Fecha-I": "2017-01-01 23:30:00", "OPERA": "Grupo LATAM", "TIPOVUELO": "
 
 
 def start(tmp_path, model_dir, **env) -> ServerProcess:
-    return ServerProcess([str(ROOT / "container" / "serve")],
-                         venv_env(OPT_ML_DIR=str(tmp_path / "opt_ml"), SM_MODEL_DIR=str(model_dir), **env),
-                         log_dir=tmp_path)
+    return ServerProcess(
+        [str(ROOT / "container" / "serve")],
+        venv_env(OPT_ML_DIR=str(tmp_path / "opt_ml"), SM_MODEL_DIR=str(model_dir), **env),
+        log_dir=tmp_path,
+    )
 
 
 def test_ping_is_503_with_the_reason_when_the_artifact_is_missing_or_corrupt(tmp_path, model_dir):
@@ -39,7 +41,9 @@ def test_ping_is_503_with_the_reason_when_the_artifact_is_missing_or_corrupt(tmp
         for reason, server in servers.items():
             response = server.wait_ping(deadline_s=30, expect=503)
             error = response.json()["error"]
-            assert error["code"] == "model_unavailable" and reason.split(": ", 1)[-1] in error["message"], error
+            assert error["code"] == "model_unavailable" and reason.split(": ", 1)[-1] in error["message"], (
+                error
+            )
             invoked = requests.post(f"{server.url}/invocations", json=GOOD, timeout=10)
             assert invoked.status_code == 503, invoked.text
     finally:
@@ -50,14 +54,18 @@ def test_ping_is_503_with_the_reason_when_the_artifact_is_missing_or_corrupt(tmp
 def test_sigterm_lets_an_in_flight_request_finish_then_exits_0(tmp_path, model_dir):
     """The body arrives slowly, so the request is in a worker when SIGTERM reaches gunicorn's master."""
     server = start(tmp_path, model_dir, SCL_PREDICTION_CACHE_SIZE="0")
-    rows = "".join(f"{GOOD['Fecha-I']},{GOOD['OPERA']},{GOOD['TIPOVUELO']},{GOOD['Des-I']}\n" for _ in range(2000))
+    rows = "".join(
+        f"{GOOD['Fecha-I']},{GOOD['OPERA']},{GOOD['TIPOVUELO']},{GOOD['Des-I']}\n" for _ in range(2000)
+    )
     body = rows.encode()
     answer: dict = {}
 
     def slow_client():
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
-            s.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nAccept: text/csv\r\n"
-                      b"Content-Length: %d\r\n\r\n" % len(body))
+            s.sendall(
+                b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nAccept: text/csv\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body)
+            )
             s.sendall(body[:1000])
             answer["sent_half"] = time.monotonic()
             time.sleep(1.5)  # SIGTERM arrives meanwhile
@@ -87,10 +95,13 @@ def test_sigterm_lets_an_in_flight_request_finish_then_exits_0(tmp_path, model_d
     assert code == 0, server.log_tail()
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"MODEL_SERVER_WORKERS": "zero"}, "MODEL_SERVER_WORKERS='zero'"),
-    ({"SAGEMAKER_INFERENCE_OUTPUT": "scores"}, "SAGEMAKER_INFERENCE_OUTPUT='scores'"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"MODEL_SERVER_WORKERS": "zero"}, "MODEL_SERVER_WORKERS='zero'"),
+        ({"SAGEMAKER_INFERENCE_OUTPUT": "scores"}, "SAGEMAKER_INFERENCE_OUTPUT='scores'"),
+    ],
+)
 def test_serve_refuses_to_start_with_a_bad_setting_and_names_it(tmp_path, model_dir, env, message):
     server = start(tmp_path, model_dir, **env)
     try:

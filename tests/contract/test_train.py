@@ -23,8 +23,14 @@ FAST = {"num_round": "30", "early_stopping_rounds": "5"}
 def test_train_writes_a_complete_artifact_that_loads(trained_opt_ml):
     model = trained_opt_ml / "model"
     names = {p.name for p in model.iterdir()}
-    assert {"booster.ubj", "metadata.json", "metrics.json", "report.md", "pr_curve.png",
-            "confusion_matrix.png"} <= names, names
+    assert {
+        "booster.ubj",
+        "metadata.json",
+        "metrics.json",
+        "report.md",
+        "pr_curve.png",
+        "confusion_matrix.png",
+    } <= names, names
     assert not any(n.startswith(".partial") for n in names)
     loaded = load_model(model)
     meta = loaded.metadata
@@ -41,9 +47,12 @@ def test_every_metric_definition_matches_one_printed_line(trained_opt_ml):
     metrics = json.loads((trained_opt_ml / "model" / "metrics.json").read_text())
     (tn, fp), (fn, tp) = metrics["test"]["confusion_matrix"]
     counts = {"true_negatives": tn, "false_positives": fp, "false_negatives": fn, "true_positives": tp}
-    sources = {"validation": metrics["validation"], "test": {**metrics["test"], **counts},
-               "baseline_logreg": metrics["baselines"]["logistic_regression"],
-               "baseline_majority": metrics["baselines"]["majority"]}
+    sources = {
+        "validation": metrics["validation"],
+        "test": {**metrics["test"], **counts},
+        "baseline_logreg": metrics["baselines"]["logistic_regression"],
+        "baseline_majority": metrics["baselines"]["majority"],
+    }
     assert len(metric_definitions()) <= 40  # SageMaker's limit
     for definition in metric_definitions():
         found = re.findall(definition["Regex"], stdout)
@@ -68,14 +77,26 @@ def write(tmp_path: Path, name: str, content: bytes) -> Path:
     return path
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("missing channel", r"^DatasetError: training data not found: .*input/data/training"),
-    ("empty file", r"^DatasetError: flights.csv is empty"),
-    ("missing column", r"^DatasetError: flights.csv: missing required column\(s\) OPERA"),
-    ("garbage file", r"^DatasetError: flights.csv: missing required column\(s\) Fecha-I, .*; found '\\x00"),
-    ("wrong hyperparameter", r"^HyperparameterError: invalid hyperparameter max_depth: .*less than or equal to 16"),
-    ("unknown hyperparameter", r"^HyperparameterError: unknown hyperparameter\(s\) depth; valid names: feature_set"),
-])
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("missing channel", r"^DatasetError: training data not found: .*input/data/training"),
+        ("empty file", r"^DatasetError: flights.csv is empty"),
+        ("missing column", r"^DatasetError: flights.csv: missing required column\(s\) OPERA"),
+        (
+            "garbage file",
+            r"^DatasetError: flights.csv: missing required column\(s\) Fecha-I, .*; found '\\x00",
+        ),
+        (
+            "wrong hyperparameter",
+            r"^HyperparameterError: invalid hyperparameter max_depth: .*less than or equal to 16",
+        ),
+        (
+            "unknown hyperparameter",
+            r"^HyperparameterError: unknown hyperparameter\(s\) depth; valid names: feature_set",
+        ),
+    ],
+)
 def test_train_fails_clearly_with_reason_first(tmp_path, synthetic_csv, case, expected):
     data, hps = synthetic_csv, {}
     if case == "missing channel":
@@ -100,13 +121,16 @@ def test_train_fails_clearly_with_reason_first(tmp_path, synthetic_csv, case, ex
 
 # In-process runs of the same pipeline for data-handling cases (faster than a subprocess each).
 
+
 def train_in_process(tmp_path: Path, data: Path, **hps: str) -> tuple[int, TrainSettings]:
     root = make_opt_ml(tmp_path / "opt_ml", None, {**FAST, **hps})
     settings = TrainSettings.from_env({"OPT_ML_DIR": str(root), "SM_CHANNEL_TRAINING": str(data)})
     return main(settings), settings
 
 
-def test_bad_rows_are_reported_with_line_and_column_and_tolerated_below_the_threshold(tmp_path, synthetic_csv):
+def test_bad_rows_are_reported_with_line_and_column_and_tolerated_below_the_threshold(
+    tmp_path, synthetic_csv
+):
     frame = pd.read_csv(synthetic_csv, dtype=str)
     frame.loc[4, "Fecha-I"] = "2017-13-45 99:00:00"
     frame.loc[9, "TIPOVUELO"] = "X"
@@ -128,8 +152,10 @@ def test_too_many_bad_rows_fail_naming_the_first_rows(tmp_path, synthetic_csv):
     code, settings = train_in_process(tmp_path, data, max_invalid_fraction="0.01")
     reason = settings.failure_file.read_text()
     assert code != 0
-    assert reason.startswith("DatasetError: 100 of 4000 rows unusable (2.50%), more than max_invalid_fraction=0.01; "
-                             "the first: flights.csv line 2, column Fecha-O: expected a date-time"), reason
+    assert reason.startswith(
+        "DatasetError: 100 of 4000 rows unusable (2.50%), more than max_invalid_fraction=0.01; "
+        "the first: flights.csv line 2, column Fecha-O: expected a date-time"
+    ), reason
 
 
 def test_latin1_files_folders_and_duplicates_are_read(tmp_path, synthetic_csv):
@@ -166,10 +192,23 @@ def test_same_seed_and_data_give_the_same_model(tmp_path, synthetic_csv):
 
 def test_a_local_run_writes_its_outputs_beside_the_model_dir(tmp_path, synthetic_csv):
     """`python train.py --data F --model-dir D` touches nothing under /opt/ml: output/ goes beside D."""
-    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "--data", str(synthetic_csv), "--model-dir",
-                             str(tmp_path / "model"), "--hp", "num_round=30"],
-                            env=venv_env(OPT_ML_DIR=str(tmp_path / "no-such-opt-ml")), capture_output=True,
-                            text=True, timeout=240, check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "--data",
+            str(synthetic_csv),
+            "--model-dir",
+            str(tmp_path / "model"),
+            "--hp",
+            "num_round=30",
+        ],
+        env=venv_env(OPT_ML_DIR=str(tmp_path / "no-such-opt-ml")),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "model" / "metadata.json").is_file()
     assert (tmp_path / "output" / "data" / "data_quality.json").is_file()
@@ -181,8 +220,9 @@ def test_a_validation_channel_costs_the_training_split_no_rows(tmp_path, synthet
     training, validation = tmp_path / "training.csv", tmp_path / "validation.csv"
     frame.iloc[:3000].to_csv(training, index=False)
     frame.iloc[3000:].to_csv(validation, index=False)
-    root = make_opt_ml(tmp_path / "opt_ml", training, {**FAST, "split": "random", "test_size": "0.2"},
-                       validation=validation)
+    root = make_opt_ml(
+        tmp_path / "opt_ml", training, {**FAST, "split": "random", "test_size": "0.2"}, validation=validation
+    )
     result = run_train(root)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "rows train=2400 validation=1000 test=600" in result.stdout, result.stdout[-3000:]

@@ -47,7 +47,9 @@ def test_wrong_encoding_fails_naming_the_missing_columns(tmp_path, synthetic_csv
     data.write_bytes(synthetic_csv.read_text().encode("utf-16"))
     code, settings = run_in_process(tmp_path, data)
     assert code != 0
-    assert settings.failure_file.read_text().startswith("DatasetError: flights.csv: missing required column(s)")
+    assert settings.failure_file.read_text().startswith(
+        "DatasetError: flights.csv: missing required column(s)"
+    )
     assert_no_artifact(settings)
 
 
@@ -58,7 +60,9 @@ def test_one_broken_file_in_a_channel_fails_naming_it(tmp_path, synthetic_csv):
     (folder / "part-2.csv").write_text("Fecha-I,OPERA\n2017-01-01 10:00:00,Grupo LATAM\n")
     code, settings = run_in_process(tmp_path, folder)
     assert code != 0
-    assert settings.failure_file.read_text().startswith("DatasetError: part-2.csv: missing required column(s) Fecha-O")
+    assert settings.failure_file.read_text().startswith(
+        "DatasetError: part-2.csv: missing required column(s) Fecha-O"
+    )
     assert_no_artifact(settings)
 
 
@@ -69,15 +73,20 @@ def test_disk_full_while_writing_leaves_no_artifact_serve_would_accept(tmp_path,
     monkeypatch.setattr(xgb.Booster, "save_model", no_space)
     code, settings = run_in_process(tmp_path, synthetic_csv)
     assert code != 0
-    assert settings.failure_file.read_text().startswith("InternalError: OSError(28, 'No space left on device')")
+    assert settings.failure_file.read_text().startswith(
+        "InternalError: OSError(28, 'No space left on device')"
+    )
     assert_no_artifact(settings)
 
 
-def test_a_failed_retrain_does_not_leave_the_previous_metadata_beside_a_new_booster(tmp_path, synthetic_csv,
-                                                                                    monkeypatch):
+def test_a_failed_retrain_does_not_leave_the_previous_metadata_beside_a_new_booster(
+    tmp_path, synthetic_csv, monkeypatch
+):
     code, settings = run_in_process(tmp_path, synthetic_csv)
     assert code == 0 and (settings.model_dir / METADATA_FILE).exists()
-    monkeypatch.setattr(xgb.Booster, "save_model", lambda self, f: (_ for _ in ()).throw(OSError(errno.EIO, "I/O")))
+    monkeypatch.setattr(
+        xgb.Booster, "save_model", lambda self, f: (_ for _ in ()).throw(OSError(errno.EIO, "I/O"))
+    )
     settings.failure_file.unlink(missing_ok=True)
     assert main(settings) != 0
     assert_no_artifact(settings)
@@ -87,10 +96,18 @@ def test_a_failed_retrain_does_not_leave_the_previous_metadata_beside_a_new_boos
 def test_sigterm_during_fit_writes_the_failure_and_exits_non_zero(tmp_path):
     data = tmp_path / "big.csv"
     generate(30_000, seed=3).to_csv(data, index=False)
-    root = make_opt_ml(tmp_path / "opt_ml", data, {"num_round": "20000", "early_stopping_rounds": "0",
-                                                    "eta": "0.001", "max_depth": "10"})
-    with subprocess.Popen([str(ROOT / "container" / "train")], env=venv_env(OPT_ML_DIR=str(root)),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+    root = make_opt_ml(
+        tmp_path / "opt_ml",
+        data,
+        {"num_round": "20000", "early_stopping_rounds": "0", "eta": "0.001", "max_depth": "10"},
+    )
+    with subprocess.Popen(
+        [str(ROOT / "container" / "train")],
+        env=venv_env(OPT_ML_DIR=str(root)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as process:
         for line in process.stdout:
             if line.startswith("stage fit: started"):
                 break
@@ -102,7 +119,9 @@ def test_sigterm_during_fit_writes_the_failure_and_exits_non_zero(tmp_path):
     assert not (root / "model" / METADATA_FILE).exists()
 
 
-def test_sigterm_while_train_still_imports_its_libraries_writes_the_failure(tmp_path, monkeypatch, synthetic_csv):
+def test_sigterm_while_train_still_imports_its_libraries_writes_the_failure(
+    tmp_path, monkeypatch, synthetic_csv
+):
     """The ~2 s of pandas/xgboost imports come after the SIGTERM handler: a stop then still leaves a reason."""
     import builtins
     import os
@@ -126,5 +145,7 @@ def test_sigterm_while_train_still_imports_its_libraries_writes_the_failure(tmp_
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert code == 1
-    assert (tmp_path / "output" / "failure").read_text().startswith("Interrupted: training stopped by SIGTERM")
+    assert (
+        (tmp_path / "output" / "failure").read_text().startswith("Interrupted: training stopped by SIGTERM")
+    )
     assert not (tmp_path / "model").exists()

@@ -31,8 +31,11 @@ FIELDS = ("Fecha-I", "OPERA", "TIPOVUELO", "Des-I")
 
 def start_serve(opt_ml: Path, model_dir: Path, log_dir: Path, **env: str) -> ServerProcess:
     """`container/serve` exactly as SageMaker starts it, on a free loopback port; returns once /ping is 200."""
-    process = ServerProcess([str(ROOT / "container" / "serve")],
-                            venv_env(OPT_ML_DIR=str(opt_ml), SM_MODEL_DIR=str(model_dir), **env), log_dir=log_dir)
+    process = ServerProcess(
+        [str(ROOT / "container" / "serve")],
+        venv_env(OPT_ML_DIR=str(opt_ml), SM_MODEL_DIR=str(model_dir), **env),
+        log_dir=log_dir,
+    )
     try:
         process.wait_ping(deadline_s=30)
     except BaseException:
@@ -72,7 +75,7 @@ def children(pid: int) -> list[int]:
         except OSError:
             continue
         # pid (comm) state ppid ...; comm may contain spaces and parentheses
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         if int(fields[1]) == pid and fields[0] != "Z":
             found.append(int(entry.name))
     return sorted(found)
@@ -99,7 +102,11 @@ def peer_ports(pid: int, port: int) -> set[int]:
             continue
         for line in lines:
             cols = line.split()
-            local_port, remote_port, inode = int(cols[1].rsplit(":", 1)[1], 16), int(cols[2].rsplit(":", 1)[1], 16), cols[9]
+            local_port, remote_port, inode = (
+                int(cols[1].rsplit(":", 1)[1], 16),
+                int(cols[2].rsplit(":", 1)[1], 16),
+                cols[9],
+            )
             if inode in inodes and local_port == port and remote_port:
                 found.add(remote_port)
     return found
@@ -118,9 +125,13 @@ def wait_for(predicate, timeout_s: float, interval_s: float = 0.05):
 # ---------------------------------------------------------------- HTTP on plain sockets
 
 
-def post_request(path: str, body: bytes, content_type: str = "application/json", close: bool = False) -> bytes:
-    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\n{'Connection: close' + chr(13) + chr(10) if close else ''}\r\n")
+def post_request(
+    path: str, body: bytes, content_type: str = "application/json", close: bool = False
+) -> bytes:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n{'Connection: close' + chr(13) + chr(10) if close else ''}\r\n"
+    )
     return head.encode() + body
 
 
@@ -139,7 +150,7 @@ def parse_response(buf: bytes) -> tuple[int, bytes, bytes] | None:
     start = end + 4
     if len(buf) - start < length:
         return None
-    return int(head.split(b" ", 2)[1]), buf[start:start + length], buf[start + length:]
+    return int(head.split(b" ", 2)[1]), buf[start : start + length], buf[start + length :]
 
 
 def exchange(port: int, data: bytes, timeout_s: float = 30) -> tuple[int, bytes]:
@@ -181,11 +192,18 @@ class LoadResult:
         return self.completed / self.duration_s if self.duration_s else 0.0
 
     def figures(self) -> dict:
-        return {"requests": self.requested, "completed": self.completed, "ok": self.statuses.get(200, 0),
-                "error_statuses": {str(k): v for k, v in self.statuses.items() if k != 200},
-                "lost": self.lost, "lost_reasons": dict(self.lost_reasons),
-                "partial_responses": self.partial_responses, "duration_s": round(self.duration_s, 2),
-                "requests_per_s": round(self.rate), "max_latency_ms": round(self.max_latency_s * 1000, 1)}
+        return {
+            "requests": self.requested,
+            "completed": self.completed,
+            "ok": self.statuses.get(200, 0),
+            "error_statuses": {str(k): v for k, v in self.statuses.items() if k != 200},
+            "lost": self.lost,
+            "lost_reasons": dict(self.lost_reasons),
+            "partial_responses": self.partial_responses,
+            "duration_s": round(self.duration_s, 2),
+            "requests_per_s": round(self.rate),
+            "max_latency_ms": round(self.max_latency_s * 1000, 1),
+        }
 
 
 class _Conn:
@@ -195,8 +213,15 @@ class _Conn:
         self.sock, self.port, self.buf, self.sent_at, self.busy = sock, sock.getsockname()[1], b"", 0.0, False
 
 
-def drive(port: int, payloads: list[bytes], total: int, connections: int, deadline_s: float,
-          stop: threading.Event | None = None, progress: list[int] | None = None) -> LoadResult:
+def drive(
+    port: int,
+    payloads: list[bytes],
+    total: int,
+    connections: int,
+    deadline_s: float,
+    stop: threading.Event | None = None,
+    progress: list[int] | None = None,
+) -> LoadResult:
     """Send ``total`` requests (cycling over ``payloads``) over ``connections`` keep-alive sockets.
 
     A connection that fails counts its in-flight request as lost (never retried) and reconnects; when
@@ -326,5 +351,8 @@ class PingWatch(threading.Thread):
     def finish(self) -> dict:
         self.halt.set()
         self.join(10)
-        return {"pings": len(self.latencies), "ping_failures": len(self.failures),
-                "max_ping_ms": round(max(self.latencies, default=0) * 1000, 1)}
+        return {
+            "pings": len(self.latencies),
+            "ping_failures": len(self.failures),
+            "max_ping_ms": round(max(self.latencies, default=0) * 1000, 1),
+        }

@@ -39,12 +39,23 @@ from schemathesis.specs.openapi.checks import (
 )
 
 SPEC = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
-_REGISTRY = Registry().with_resource("urn:spec", Resource.from_contents(SPEC, default_specification=DRAFT202012))
+_REGISTRY = Registry().with_resource(
+    "urn:spec", Resource.from_contents(SPEC, default_specification=DRAFT202012)
+)
 JSON_TYPES = ("application/json",)
 SCHEMA_FIELDS = ("Fecha-I", "OPERA", "TIPOVUELO", "Des-I", "SIGLADES", "MES", "Vlo-I")
-PROPERTY_SETTINGS = {"deadline": None, "derandomize": True, "database": None, "print_blob": True,
-                         "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large,
-                                                HealthCheck.filter_too_much, HealthCheck.large_base_example]}
+PROPERTY_SETTINGS = {
+    "deadline": None,
+    "derandomize": True,
+    "database": None,
+    "print_blob": True,
+    "suppress_health_check": [
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+        HealthCheck.large_base_example,
+    ],
+}
 
 
 @functools.cache
@@ -87,9 +98,13 @@ class Tally:
         self.transport_errors = 0
 
     def figures(self) -> dict:
-        return {"cases": self.cases, "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
-                "5xx": self.server_errors, "4xx_without_json_error": self.bad_error_bodies,
-                "transport_errors": self.transport_errors}
+        return {
+            "cases": self.cases,
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "5xx": self.server_errors,
+            "4xx_without_json_error": self.bad_error_bodies,
+            "transport_errors": self.transport_errors,
+        }
 
 
 def check_response(response, path: str, method: str, tally: Tally | None = None) -> None:
@@ -102,7 +117,9 @@ def check_response(response, path: str, method: str, tally: Tally | None = None)
         if 400 <= status < 500 and (media != "application/json" or not _is_error_document(response.content)):
             tally.bad_error_bodies += 1
     context = f"{method} {path} -> {status} {media}: {response.content[:600]!r}"
-    assert status < 500 or status == 503 and path in ("/ping", "/invocations") and _unavailable(response), context
+    assert status < 500 or status == 503 and path in ("/ping", "/invocations") and _unavailable(response), (
+        context
+    )
     documented, pointer = documented_response(path, method, status)
     content = documented.get("content", {})
     assert media in content, f"{context}\n{media!r} is not documented for this response ({sorted(content)})"
@@ -112,8 +129,9 @@ def check_response(response, path: str, method: str, tally: Tally | None = None)
             assert header(response, name) is not None, f"{context}\nmissing required header {name}"
     if media in JSON_TYPES:
         doc = json.loads(response.content)
-        errors = sorted(_validator(f"{pointer}/content/{media.replace('/', '~1')}/schema").iter_errors(doc),
-                        key=str)
+        errors = sorted(
+            _validator(f"{pointer}/content/{media.replace('/', '~1')}/schema").iter_errors(doc), key=str
+        )
         assert not errors, f"{context}\n" + "\n".join(e.message for e in errors[:5])
     if 400 <= status < 500:
         assert media == "application/json" and _is_error_document(response.content), context
@@ -135,7 +153,10 @@ def _is_error_document(body: bytes) -> bool:
 
 
 def _unavailable(response: requests.Response) -> bool:
-    return _is_error_document(response.content) and json.loads(response.content)["error"]["code"] == "model_unavailable"
+    return (
+        _is_error_document(response.content)
+        and json.loads(response.content)["error"]["code"] == "model_unavailable"
+    )
 
 
 # ---------------------------------------------------------------- the live server
@@ -143,8 +164,9 @@ def _unavailable(response: requests.Response) -> bool:
 
 @pytest.fixture(scope="module")
 def server(trained_opt_ml, model_dir, tmp_path_factory):
-    process = start_serve(trained_opt_ml, model_dir, tmp_path_factory.mktemp("api-log"),
-                          SAGEMAKER_MAX_PAYLOAD_IN_MB="1")
+    process = start_serve(
+        trained_opt_ml, model_dir, tmp_path_factory.mktemp("api-log"), SAGEMAKER_MAX_PAYLOAD_IN_MB="1"
+    )
     try:
         yield process
     finally:
@@ -191,29 +213,85 @@ REAL_REQUESTS = [
     # (method, path, body, headers, params, expected status)
     ("GET", "/ping", None, {}, {}, 200),
     ("GET", "/execution-parameters", None, {}, {}, 200),
-    ("POST", "/invocations", json.dumps({"instances": [GOOD, GOOD2]}), {"Content-Type": "application/json"}, {}, 200),
+    (
+        "POST",
+        "/invocations",
+        json.dumps({"instances": [GOOD, GOOD2]}),
+        {"Content-Type": "application/json"},
+        {},
+        200,
+    ),
     ("POST", "/invocations", json.dumps({"flights": [GOOD]}), {"Content-Type": "application/json"}, {}, 200),
     ("POST", "/invocations", GOOD_JSON, {"Content-Type": "application/json; charset=utf-8"}, {}, 200),
     ("POST", "/invocations", json.dumps(GOOD), {"Content-Type": "application/json"}, {}, 200),
     ("POST", "/invocations", json.dumps(GOOD), {}, {}, 200),
     ("POST", "/invocations", csv_of(GOOD, GOOD2), {"Content-Type": "text/csv"}, {}, 200),
     ("POST", "/invocations", csv_of(GOOD, GOOD2, header=False), {"Content-Type": "text/csv"}, {}, 200),
-    *[("POST", "/invocations", json.dumps(GOOD) + "\n" + json.dumps(GOOD2), {"Content-Type": t}, {}, 200)
-      for t in ("application/jsonlines", "application/jsonl", "application/x-jsonlines", "application/x-ndjson")],
-    *[("POST", "/invocations", GOOD_JSON, {"Content-Type": "application/json", "Accept": a}, {}, 200)
-      for a in ("application/json", "*/*", "text/csv", "application/jsonlines", "application/x-ndjson",
-                "text/html, text/csv;q=0.5")],
+    *[
+        ("POST", "/invocations", json.dumps(GOOD) + "\n" + json.dumps(GOOD2), {"Content-Type": t}, {}, 200)
+        for t in (
+            "application/jsonlines",
+            "application/jsonl",
+            "application/x-jsonlines",
+            "application/x-ndjson",
+        )
+    ],
+    *[
+        ("POST", "/invocations", GOOD_JSON, {"Content-Type": "application/json", "Accept": a}, {}, 200)
+        for a in (
+            "application/json",
+            "*/*",
+            "text/csv",
+            "application/jsonlines",
+            "application/x-ndjson",
+            "text/html, text/csv;q=0.5",
+        )
+    ],
     ("POST", "/invocations", GOOD_JSON, {"Content-Type": "application/json"}, {"output": "probability"}, 200),
     ("POST", "/invocations", GOOD_JSON, {"Content-Type": "application/json"}, {"output": "decision"}, 200),
-    ("POST", "/invocations", GOOD_JSON, {"Content-Type": "application/json", "Accept": "text/csv"},
-     {"output": "decision"}, 200),
-    ("POST", "/invocations", GOOD_JSON, {"Content-Type": "application/json"}, {"explain": "true", "top": "2"}, 200),
-    ("POST", "/invocations", GOOD_JSON, {"Content-Type": "application/json", "Accept": "application/jsonlines"},
-     {"explain": "1"}, 200),
-    ("POST", "/invocations", GOOD_JSON, {"Content-Type": "application/json",
-                                         "X-Amzn-SageMaker-Custom-Attributes": "output=probability;explain=yes"},
-     {}, 200),
-    ("POST", "/invocations", json.dumps({**GOOD, "OPERA": "XX"}), {"Content-Type": "application/json"}, {}, 400),
+    (
+        "POST",
+        "/invocations",
+        GOOD_JSON,
+        {"Content-Type": "application/json", "Accept": "text/csv"},
+        {"output": "decision"},
+        200,
+    ),
+    (
+        "POST",
+        "/invocations",
+        GOOD_JSON,
+        {"Content-Type": "application/json"},
+        {"explain": "true", "top": "2"},
+        200,
+    ),
+    (
+        "POST",
+        "/invocations",
+        GOOD_JSON,
+        {"Content-Type": "application/json", "Accept": "application/jsonlines"},
+        {"explain": "1"},
+        200,
+    ),
+    (
+        "POST",
+        "/invocations",
+        GOOD_JSON,
+        {
+            "Content-Type": "application/json",
+            "X-Amzn-SageMaker-Custom-Attributes": "output=probability;explain=yes",
+        },
+        {},
+        200,
+    ),
+    (
+        "POST",
+        "/invocations",
+        json.dumps({**GOOD, "OPERA": "XX"}),
+        {"Content-Type": "application/json"},
+        {},
+        400,
+    ),
     ("POST", "/invocations", csv_of(GOOD, {**GOOD, "TIPOVUELO": "Z"}), {"Content-Type": "text/csv"}, {}, 400),
     ("POST", "/invocations", '{"instances": [', {"Content-Type": "application/json"}, {}, 400),
     ("POST", "/invocations", "{x}\n", {"Content-Type": "application/jsonlines"}, {}, 400),
@@ -222,10 +300,23 @@ REAL_REQUESTS = [
     ("POST", "/invocations", "[" * 100_000, {"Content-Type": "application/json"}, {}, 400),
     ("POST", "/invocations", '{"a":' * 50_000, {"Content-Type": "application/jsonlines"}, {}, 400),
     ("POST", "/invocations", GOOD_JSON, {"Content-Type": "application/json"}, {"output": "all-of-it"}, 400),
-    ("POST", "/invocations", GOOD_JSON, {"Content-Type": "application/json"}, {"top": "99", "explain": "1"}, 400),
+    (
+        "POST",
+        "/invocations",
+        GOOD_JSON,
+        {"Content-Type": "application/json"},
+        {"top": "99", "explain": "1"},
+        400,
+    ),
     ("POST", "/invocations", GOOD_JSON, {"Content-Type": "application/json", "Accept": "image/png"}, {}, 406),
-    ("POST", "/invocations", GOOD_JSON, {"Content-Type": "application/json", "Accept": "text/csv"},
-     {"explain": "true"}, 406),
+    (
+        "POST",
+        "/invocations",
+        GOOD_JSON,
+        {"Content-Type": "application/json", "Accept": "text/csv"},
+        {"explain": "true"},
+        406,
+    ),
     ("POST", "/invocations", "x" * (1024 * 1024 + 1), {"Content-Type": "text/csv"}, {}, 413),
     ("POST", "/invocations", "<a/>", {"Content-Type": "application/xml"}, {}, 415),
     ("GET", "/invocations", None, {}, {}, 405),
@@ -235,16 +326,20 @@ REAL_REQUESTS = [
 ]
 
 
-@pytest.mark.parametrize("method, path, body, headers, params, status", REAL_REQUESTS,
-                         ids=[f"{i}-{r[0]}{r[1]}-{r[5]}" for i, r in enumerate(REAL_REQUESTS)])
+@pytest.mark.parametrize(
+    "method, path, body, headers, params, status",
+    REAL_REQUESTS,
+    ids=[f"{i}-{r[0]}{r[1]}-{r[5]}" for i, r in enumerate(REAL_REQUESTS)],
+)
 def test_real_responses_match_openapi_yaml(server, session, method, path, body, headers, params, status):
     data = body.encode() if isinstance(body, str) else body
     # After a 413 gunicorn drains at most 64 KB of the unread body, then closes the connection without a
     # `Connection: close` (the answer has gone out): a pooled connection would break the next request.
     client = requests if status == 413 else session
     try:
-        response = client.request(method, f"{server.url}{path}", data=data, headers=headers, params=params,
-                                  timeout=30)
+        response = client.request(
+            method, f"{server.url}{path}", data=data, headers=headers, params=params, timeout=30
+        )
     except requests.ConnectionError:  # 413: the server may answer and close before the whole body is sent
         assert status == 413
         return
@@ -255,8 +350,11 @@ def test_real_responses_match_openapi_yaml(server, session, method, path, body, 
 def test_ping_and_invocations_without_a_model_match_openapi_yaml(tmp_path):
     empty = tmp_path / "model"
     empty.mkdir()
-    process = ServerProcess([str(ROOT / "container" / "serve")],
-                            venv_env(OPT_ML_DIR=str(tmp_path), SM_MODEL_DIR=str(empty)), log_dir=tmp_path)
+    process = ServerProcess(
+        [str(ROOT / "container" / "serve")],
+        venv_env(OPT_ML_DIR=str(tmp_path), SM_MODEL_DIR=str(empty)),
+        log_dir=tmp_path,
+    )
     try:
         ping = process.wait_ping(deadline_s=30, expect=503)
         check_response(ping, "/ping", "GET")
@@ -269,23 +367,37 @@ def test_ping_and_invocations_without_a_model_match_openapi_yaml(tmp_path):
 
 # ---------------------------------------------------------------- 2a. schemathesis: cases generated from the spec
 
-schemathesis.serializer("text/csv")(lambda ctx, value: value.encode("utf-8") if isinstance(value, str)
-                                    else json.dumps(value).encode())
-schemathesis.serializer("application/jsonlines", "application/jsonl", "application/x-jsonlines",
-                        "application/x-ndjson")(
-    lambda ctx, value: value.encode("utf-8") if isinstance(value, str) else json.dumps(value).encode())
+schemathesis.serializer("text/csv")(
+    lambda ctx, value: value.encode("utf-8") if isinstance(value, str) else json.dumps(value).encode()
+)
+schemathesis.serializer(
+    "application/jsonlines", "application/jsonl", "application/x-jsonlines", "application/x-ndjson"
+)(lambda ctx, value: value.encode("utf-8") if isinstance(value, str) else json.dumps(value).encode())
 
 SCHEMA = schemathesis.openapi.from_path(SPEC_PATH)
-SCHEMATHESIS_CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-                       response_schema_conformance, response_headers_conformance]
-SCHEMATHESIS_EXAMPLES = {("/invocations", "POST"): 500, ("/ping", "GET"): 50, ("/execution-parameters", "GET"): 50}
+SCHEMATHESIS_CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
+SCHEMATHESIS_EXAMPLES = {
+    ("/invocations", "POST"): 500,
+    ("/ping", "GET"): 50,
+    ("/execution-parameters", "GET"): 50,
+}
 
 
 @pytest.mark.parametrize("path, method", list(SCHEMATHESIS_EXAMPLES))
-def test_schemathesis_cases_from_the_spec_get_documented_answers(server, session, request, tmp_path, path, method):
+def test_schemathesis_cases_from_the_spec_get_documented_answers(
+    server, session, request, tmp_path, path, method
+):
     operation = SCHEMA[path][method]
-    strategy = st.one_of(operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
-                         operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+    strategy = st.one_of(
+        operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
+        operation.as_strategy(generation_mode=GenerationMode.NEGATIVE),
+    )
     tally = Tally()
 
     @settings(max_examples=SCHEMATHESIS_EXAMPLES[(path, method)], **PROPERTY_SETTINGS)
@@ -310,49 +422,130 @@ def test_schemathesis_cases_from_the_spec_get_documented_answers(server, session
 
 # ---------------------------------------------------------------- 2b. hypothesis payloads over HTTP
 
-BIG_INTS = st.integers(min_value=-(10 ** 400), max_value=10 ** 400)
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), BIG_INTS, st.floats(allow_nan=True, allow_infinity=True),
-                    st.text(), st.text(alphabet=string.printable, max_size=30),
-                    st.sampled_from(["", " ", "I", "N", "i", "Grupo LATAM", "2017-01-01 23:30:00", "2017-13-01 10:00",
-                                     "2017-02-30 10:00", "9999-12-31 23:59:59", "0001-01-01", "\x00", "\ud7ff",
-                                     "NaN", "1e400", "-0", "١٢", "２０１７-０１-０１ １０:００"]))
-JSON_VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=5),
-                                                           st.dictionaries(st.text(max_size=8), inner, max_size=5)),
-                           max_leaves=8)
+BIG_INTS = st.integers(min_value=-(10**400), max_value=10**400)
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    BIG_INTS,
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(),
+    st.text(alphabet=string.printable, max_size=30),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "I",
+            "N",
+            "i",
+            "Grupo LATAM",
+            "2017-01-01 23:30:00",
+            "2017-13-01 10:00",
+            "2017-02-30 10:00",
+            "9999-12-31 23:59:59",
+            "0001-01-01",
+            "\x00",
+            "\ud7ff",
+            "NaN",
+            "1e400",
+            "-0",
+            "١٢",
+            "２０１７-０１-０１ １０:００",
+        ]
+    ),
+)
+JSON_VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=5), st.dictionaries(st.text(max_size=8), inner, max_size=5)
+    ),
+    max_leaves=8,
+)
 FLAT_RECORDS = st.one_of(
     st.fixed_dictionaries({}, optional={f: SCALARS for f in SCHEMA_FIELDS}),
-    st.builds(lambda base, changes: {**base, **changes}, st.sampled_from([GOOD, GOOD2]),
-              st.dictionaries(st.sampled_from(SCHEMA_FIELDS), SCALARS, max_size=2)),
+    st.builds(
+        lambda base, changes: {**base, **changes},
+        st.sampled_from([GOOD, GOOD2]),
+        st.dictionaries(st.sampled_from(SCHEMA_FIELDS), SCALARS, max_size=2),
+    ),
 )
 RECORDS = st.one_of(
     st.fixed_dictionaries({}, optional={f: JSON_VALUES for f in SCHEMA_FIELDS}),
-    st.builds(lambda base, changes: {**base, **changes}, st.sampled_from([GOOD, GOOD2]),
-              st.dictionaries(st.sampled_from(SCHEMA_FIELDS), SCALARS, max_size=2)),
+    st.builds(
+        lambda base, changes: {**base, **changes},
+        st.sampled_from([GOOD, GOOD2]),
+        st.dictionaries(st.sampled_from(SCHEMA_FIELDS), SCALARS, max_size=2),
+    ),
 )
 JSON_DOCUMENTS = st.one_of(
     JSON_VALUES,
     RECORDS,
     st.lists(RECORDS, max_size=4),
-    st.builds(lambda key, value: {key: value}, st.sampled_from(["instances", "flights"]),
-              st.one_of(st.lists(RECORDS, max_size=4), JSON_VALUES)),
+    st.builds(
+        lambda key, value: {key: value},
+        st.sampled_from(["instances", "flights"]),
+        st.one_of(st.lists(RECORDS, max_size=4), JSON_VALUES),
+    ),
 )
 JSON_MEDIA = ["application/json", "application/json; charset=utf-8", "APPLICATION/JSON", None]
-ACCEPTS = [None, "application/json", "text/csv", "application/jsonlines", "*/*", "text/*", "application/x-ndjson",
-           "text/html", "image/*;q=0, text/csv", "application/json;q=0", "", ",,,", "text/csv;q=abc"]
-QUERIES = st.one_of(st.just({}), st.fixed_dictionaries({}, optional={
-    "output": st.sampled_from(["probability", "decision", "both", "nope", "", "PROBABILITY, label"]),
-    "explain": st.sampled_from(["true", "0", "maybe", "", "YES"]),
-    "top": st.sampled_from(["1", "20", "0", "21", "-1", "x", "٣", "\u00b2", "+-2", "99999999999999999999"])}))
-CUSTOM = st.one_of(st.none(), st.sampled_from(["output=decision", "explain=true;top=2", "output=;explain=",
-                                               ";;==;", "top=-3", "explain=perhaps", "nothing"]))
+ACCEPTS = [
+    None,
+    "application/json",
+    "text/csv",
+    "application/jsonlines",
+    "*/*",
+    "text/*",
+    "application/x-ndjson",
+    "text/html",
+    "image/*;q=0, text/csv",
+    "application/json;q=0",
+    "",
+    ",,,",
+    "text/csv;q=abc",
+]
+QUERIES = st.one_of(
+    st.just({}),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "output": st.sampled_from(["probability", "decision", "both", "nope", "", "PROBABILITY, label"]),
+            "explain": st.sampled_from(["true", "0", "maybe", "", "YES"]),
+            "top": st.sampled_from(
+                ["1", "20", "0", "21", "-1", "x", "٣", "\u00b2", "+-2", "99999999999999999999"]
+            ),
+        },
+    ),
+)
+CUSTOM = st.one_of(
+    st.none(),
+    st.sampled_from(
+        [
+            "output=decision",
+            "explain=true;top=2",
+            "output=;explain=",
+            ";;==;",
+            "top=-3",
+            "explain=perhaps",
+            "nothing",
+        ]
+    ),
+)
 
 
 def _dumps(doc) -> bytes:
     return json.dumps(doc, ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
-def _post(session, server, tally: Tally, body: bytes, content_type: str | None, accept: str | None = None,
-          params: dict | None = None, custom: str | None = None) -> requests.Response:
+def _post(
+    session,
+    server,
+    tally: Tally,
+    body: bytes,
+    content_type: str | None,
+    accept: str | None = None,
+    params: dict | None = None,
+    custom: str | None = None,
+) -> requests.Response:
     headers = {}
     if content_type is not None:
         headers["Content-Type"] = content_type
@@ -360,13 +553,16 @@ def _post(session, server, tally: Tally, body: bytes, content_type: str | None, 
         headers["Accept"] = accept
     if custom is not None:
         headers["X-Amzn-SageMaker-Custom-Attributes"] = custom
-    response = session.post(f"{server.url}/invocations", data=body, headers=headers, params=params, timeout=30)
+    response = session.post(
+        f"{server.url}/invocations", data=body, headers=headers, params=params, timeout=30
+    )
     check_response(response, "/invocations", "POST", tally)
     return response
 
 
 def _property_test(name: str, examples: int):
     """Runs the decorated ``(session, server, tally, **drawn)`` body as a derandomized hypothesis test."""
+
     def wrap(body, strategies: dict):
         def test(server, session, request, tmp_path):
             tally = Tally()
@@ -379,8 +575,10 @@ def _property_test(name: str, examples: int):
             run()
             record_figures(request, tmp_path, name, tally.figures())
             assert tally.server_errors == 0 and tally.bad_error_bodies == 0, tally.figures()
+
         test.__name__ = f"test_{name.replace(' ', '_')}"
         return test
+
     return wrap
 
 
@@ -391,8 +589,15 @@ def _json_shapes(session, server, tally, doc, media, accept, params, custom):
 
 
 test_random_json_shapes_never_get_a_5xx = _property_test("random JSON shapes", 3500)(
-    _json_shapes, {"doc": JSON_DOCUMENTS, "media": st.sampled_from(JSON_MEDIA), "accept": st.sampled_from(ACCEPTS),
-                       "params": QUERIES, "custom": CUSTOM})
+    _json_shapes,
+    {
+        "doc": JSON_DOCUMENTS,
+        "media": st.sampled_from(JSON_MEDIA),
+        "accept": st.sampled_from(ACCEPTS),
+        "params": QUERIES,
+        "custom": CUSTOM,
+    },
+)
 
 
 def _to_format(records: list, kind: str, header: bool) -> bytes:
@@ -413,23 +618,47 @@ def _records_in_every_format(session, server, tally, records, kind, header, acce
 
 
 test_random_records_in_csv_and_json_lines_never_get_a_5xx = _property_test("random records CSV JSONL", 3000)(
-    _records_in_every_format, {"records": st.lists(FLAT_RECORDS, min_size=1, max_size=6),
-                                   "kind": st.sampled_from(["text/csv", "application/jsonlines"]),
-                                   "header": st.booleans(), "accept": st.sampled_from(ACCEPTS)})
+    _records_in_every_format,
+    {
+        "records": st.lists(FLAT_RECORDS, min_size=1, max_size=6),
+        "kind": st.sampled_from(["text/csv", "application/jsonlines"]),
+        "header": st.booleans(),
+        "accept": st.sampled_from(ACCEPTS),
+    },
+)
 
-VALID_BODIES = [(_dumps([GOOD, GOOD2]), "application/json"), (_dumps({"instances": [GOOD]}), "application/json"),
-                (csv_of(GOOD, GOOD2).encode(), "text/csv"), (csv_of(GOOD, header=False).encode(), "text/csv"),
-                (_dumps(GOOD) + b"\n" + _dumps(GOOD2), "application/jsonlines")]
-ANY_MEDIA = ["application/json", "text/csv", "application/jsonlines", "application/x-ndjson", "text/plain",
-             "application/octet-stream", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded",
-             "application/xml", "", ";", "text/csv; charset=latin-1", "application/json; charset=utf-16", "*/*",
-             "application/vnd.api+json", "\u00e9/\u00e9".encode().decode("latin-1"), None]
+VALID_BODIES = [
+    (_dumps([GOOD, GOOD2]), "application/json"),
+    (_dumps({"instances": [GOOD]}), "application/json"),
+    (csv_of(GOOD, GOOD2).encode(), "text/csv"),
+    (csv_of(GOOD, header=False).encode(), "text/csv"),
+    (_dumps(GOOD) + b"\n" + _dumps(GOOD2), "application/jsonlines"),
+]
+ANY_MEDIA = [
+    "application/json",
+    "text/csv",
+    "application/jsonlines",
+    "application/x-ndjson",
+    "text/plain",
+    "application/octet-stream",
+    "multipart/form-data; boundary=x",
+    "application/x-www-form-urlencoded",
+    "application/xml",
+    "",
+    ";",
+    "text/csv; charset=latin-1",
+    "application/json; charset=utf-16",
+    "*/*",
+    "application/vnd.api+json",
+    "\u00e9/\u00e9".encode().decode("latin-1"),
+    None,
+]
 
 
 def _bytes_and_mismatches(session, server, tally, source, cut, garbage, mode, media, accept):
     body, _ = source
     if mode == "truncated":
-        data = body[:cut % (len(body) + 1)]
+        data = body[: cut % (len(body) + 1)]
     elif mode == "garbage":
         data = garbage
     elif mode == "spliced":
@@ -441,16 +670,25 @@ def _bytes_and_mismatches(session, server, tally, source, cut, garbage, mode, me
 
 
 test_binary_garbage_truncation_and_mismatched_types_never_get_a_5xx = _property_test(
-    "bytes truncation mismatched types", 3000)(
-    _bytes_and_mismatches, {"source": st.sampled_from(VALID_BODIES), "cut": st.integers(min_value=0, max_value=10 ** 6),
-                                "garbage": st.binary(max_size=200), "mode": st.sampled_from(["truncated", "garbage",
-                                                                                       "spliced", "mismatched"]),
-                                "media": st.sampled_from(ANY_MEDIA), "accept": st.sampled_from(ACCEPTS)})
+    "bytes truncation mismatched types", 3000
+)(
+    _bytes_and_mismatches,
+    {
+        "source": st.sampled_from(VALID_BODIES),
+        "cut": st.integers(min_value=0, max_value=10**6),
+        "garbage": st.binary(max_size=200),
+        "mode": st.sampled_from(["truncated", "garbage", "spliced", "mismatched"]),
+        "media": st.sampled_from(ANY_MEDIA),
+        "accept": st.sampled_from(ACCEPTS),
+    },
+)
 
 
 def _nesting_and_sizes(session, server, tally, depth, opener, kind, width):
     if opener == "wide":
-        data = _dumps([GOOD] * width) if kind == "application/json" else _to_format([GOOD] * width, kind, True)
+        data = (
+            _dumps([GOOD] * width) if kind == "application/json" else _to_format([GOOD] * width, kind, True)
+        )
     else:
         closer = {"[": "]", '{"a":': "}", '{"instances":[': "]}"}[opener]
         data = (opener * depth + "1" + closer * depth).encode()
@@ -458,29 +696,60 @@ def _nesting_and_sizes(session, server, tally, depth, opener, kind, width):
 
 
 test_deep_nesting_and_many_records_never_get_a_5xx = _property_test("deep nesting and sizes", 150)(
-    _nesting_and_sizes, {"depth": st.integers(min_value=1, max_value=60_000),  # < 1 MB, the limit here
-                             "opener": st.sampled_from(["[", '{"a":', '{"instances":[', "wide"]),
-                             "kind": st.sampled_from(["application/json", "application/jsonlines", "text/csv"]),
-                             "width": st.integers(min_value=1, max_value=5000)})
+    _nesting_and_sizes,
+    {
+        "depth": st.integers(min_value=1, max_value=60_000),  # < 1 MB, the limit here
+        "opener": st.sampled_from(["[", '{"a":', '{"instances":[', "wide"]),
+        "kind": st.sampled_from(["application/json", "application/jsonlines", "text/csv"]),
+        "width": st.integers(min_value=1, max_value=5000),
+    },
+)
 
 
 # ---------------------------------------------------------------- 2c. the challenge model: MES, not Des-I
 
-MONTHS = st.one_of(SCALARS, st.integers(min_value=-20, max_value=20), st.sampled_from(
-    ["7", " 12 ", "+7", "-1", "+-5", "--3", "\u00b2", "\u0663", "\uff17", "1_0", "0x7", "7.0", "7.5", "1e1"]))
+MONTHS = st.one_of(
+    SCALARS,
+    st.integers(min_value=-20, max_value=20),
+    st.sampled_from(
+        [
+            "7",
+            " 12 ",
+            "+7",
+            "-1",
+            "+-5",
+            "--3",
+            "\u00b2",
+            "\u0663",
+            "\uff17",
+            "1_0",
+            "0x7",
+            "7.0",
+            "7.5",
+            "1e1",
+        ]
+    ),
+)
 CHALLENGE_GOOD = {"OPERA": "Grupo LATAM", "TIPOVUELO": "I", "MES": 7}
 CHALLENGE_RECORDS = st.one_of(
-    st.fixed_dictionaries({}, optional={"OPERA": SCALARS, "TIPOVUELO": SCALARS, "MES": MONTHS, "Fecha-I": SCALARS}),
-    st.builds(lambda changes: {**CHALLENGE_GOOD, **changes},
-              st.fixed_dictionaries({}, optional={"MES": MONTHS, "Fecha-I": SCALARS})),
+    st.fixed_dictionaries(
+        {}, optional={"OPERA": SCALARS, "TIPOVUELO": SCALARS, "MES": MONTHS, "Fecha-I": SCALARS}
+    ),
+    st.builds(
+        lambda changes: {**CHALLENGE_GOOD, **changes},
+        st.fixed_dictionaries({}, optional={"MES": MONTHS, "Fecha-I": SCALARS}),
+    ),
 )
 
 
 @pytest.fixture(scope="module")
 def challenge_server(synthetic_csv, tmp_path_factory):
     """A second live server, for a `feature_set=challenge` model: it reads MES (or Fecha-I) instead of Des-I."""
-    root = make_opt_ml(tmp_path_factory.mktemp("challenge-opt-ml"), synthetic_csv,
-                       {"feature_set": "challenge", "num_round": "50", "early_stopping_rounds": "10"})
+    root = make_opt_ml(
+        tmp_path_factory.mktemp("challenge-opt-ml"),
+        synthetic_csv,
+        {"feature_set": "challenge", "num_round": "50", "early_stopping_rounds": "10"},
+    )
     result = run_train(root)
     assert result.returncode == 0, result.stderr[-3000:]
     process = start_serve(root, root / "model", tmp_path_factory.mktemp("challenge-log"))
@@ -496,8 +765,13 @@ def test_random_months_for_the_challenge_model_never_get_a_5xx(challenge_server,
     @settings(max_examples=1000, **PROPERTY_SETTINGS)
     @given(records=st.lists(CHALLENGE_RECORDS, min_size=1, max_size=4), wrap=st.booleans())
     def run(records, wrap):
-        response = _post(session, challenge_server, tally, _dumps({"instances": records} if wrap else records),
-                         "application/json")
+        response = _post(
+            session,
+            challenge_server,
+            tally,
+            _dumps({"instances": records} if wrap else records),
+            "application/json",
+        )
         if response.status_code == 400:
             error = response.json()["error"]
             assert error["record"] is None or 0 <= error["record"] < len(records), error

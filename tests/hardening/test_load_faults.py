@@ -70,7 +70,10 @@ def test_fifty_thousand_single_record_requests_in_45_s_without_errors(server, pa
     record_figures(request, tmp_path, "load", figures)
     assert result.completed == LOAD_REQUESTS and result.errors == 0 and result.lost == 0, figures
     assert result.duration_s <= LOAD_DEADLINE_S, figures
-    assert pings["ping_failures"] == 0 and pings["max_ping_ms"] < PING_LIMIT_S * 1000, (figures, watch.failures)
+    assert pings["ping_failures"] == 0 and pings["max_ping_ms"] < PING_LIMIT_S * 1000, (
+        figures,
+        watch.failures,
+    )
 
 
 def test_killing_a_worker_under_load_loses_only_its_in_flight_requests(server, payloads, request, tmp_path):
@@ -94,13 +97,20 @@ def test_killing_a_worker_under_load_loses_only_its_in_flight_requests(server, p
     killer.start()
     result = drive(server.port, payloads, total, CONNECTIONS, deadline_s=60, progress=progress)
     killer.join(5)
-    restored = wait_for(lambda: workers_if(server, lambda w: len(w) == len(before) and killed["pid"] not in w),
-                        timeout_s=20)
+    restored = wait_for(
+        lambda: workers_if(server, lambda w: len(w) == len(before) and killed["pid"] not in w), timeout_s=20
+    )
     ping_status, _ = exchange(server.port, b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     pings = watch.finish()
-    figures = {**result.figures(), **pings, "connections": CONNECTIONS, "killed_worker_at_answer":
-               killed.get("at_answer"), "workers_before": len(before), "workers_after": len(restored or []),
-               "connections_on_killed_worker": len(killed.get("held", ()))}
+    figures = {
+        **result.figures(),
+        **pings,
+        "connections": CONNECTIONS,
+        "killed_worker_at_answer": killed.get("at_answer"),
+        "workers_before": len(before),
+        "workers_after": len(restored or []),
+        "connections_on_killed_worker": len(killed.get("held", ())),
+    }
     record_figures(request, tmp_path, "worker_kill", figures)
     assert "pid" in killed, f"the load finished before the kill: {figures}"
     assert result.errors == 0, figures
@@ -110,7 +120,10 @@ def test_killing_a_worker_under_load_loses_only_its_in_flight_requests(server, p
     assert result.completed + result.lost == total, figures
     assert restored, f"gunicorn did not replace the killed worker: {workers_of(server)}\n{server.log_tail()}"
     assert ping_status == 200 and server.proc.poll() is None
-    assert pings["ping_failures"] == 0 and pings["max_ping_ms"] < PING_LIMIT_S * 1000, (figures, watch.failures)
+    assert pings["ping_failures"] == 0 and pings["max_ping_ms"] < PING_LIMIT_S * 1000, (
+        figures,
+        watch.failures,
+    )
 
 
 def test_sigterm_under_load_drains_in_flight_requests_and_exits_0(server, payloads, request, tmp_path):
@@ -118,8 +131,9 @@ def test_sigterm_under_load_drains_in_flight_requests_and_exits_0(server, payloa
     stop = threading.Event()
     slow: dict = {}
     rows = 20_000
-    lines = "".join(f"{GOOD['Fecha-I']},{GOOD['OPERA']},{GOOD['TIPOVUELO']},{GOOD['Des-I']}\n"
-                    for _ in range(rows))
+    lines = "".join(
+        f"{GOOD['Fecha-I']},{GOOD['OPERA']},{GOOD['TIPOVUELO']},{GOOD['Des-I']}\n" for _ in range(rows)
+    )
     slow_request = post_request("/invocations?explain=true", lines.encode(), "text/csv", close=True)
 
     def slow_call() -> None:  # a request that takes a while, in flight when SIGTERM arrives
@@ -154,11 +168,19 @@ def test_sigterm_under_load_drains_in_flight_requests_and_exits_0(server, payloa
     watch.start()
     control = threading.Thread(target=controller, daemon=True)
     control.start()
-    result = drive(server.port, payloads, LOAD_REQUESTS, CONNECTIONS, deadline_s=60, stop=stop, progress=progress)
+    result = drive(
+        server.port, payloads, LOAD_REQUESTS, CONNECTIONS, deadline_s=60, stop=stop, progress=progress
+    )
     control.join(70)
-    figures = {**result.figures(), **outcome.get("pings", {}), "connections": CONNECTIONS,
-               "sigterm_at_answer": outcome.get("sigterm_at_answer"), "exit_code": outcome.get("exit_code"),
-               "exit_after_s": outcome.get("exit_after_s"), "slow_request": slow}
+    figures = {
+        **result.figures(),
+        **outcome.get("pings", {}),
+        "connections": CONNECTIONS,
+        "sigterm_at_answer": outcome.get("sigterm_at_answer"),
+        "exit_code": outcome.get("exit_code"),
+        "exit_after_s": outcome.get("exit_after_s"),
+        "slow_request": slow,
+    }
     record_figures(request, tmp_path, "sigterm", figures)
     assert outcome.get("exit_code") == 0, f"{figures}\n{server.log_tail()}"
     assert slow.get("status") == 200 and slow.get("records") == rows, figures

@@ -19,8 +19,21 @@ from scl_delay import artifact
 from scl_delay.artifact import BOOSTER_FILE, METADATA_FILE, load_model
 
 PACKAGE = ROOT / "src" / "scl_delay"
-EXECUTABLE_FORMATS = {"pickle", "_pickle", "cPickle", "joblib", "marshal", "dill", "cloudpickle", "shelve",
-                      "torch", "skops", "importlib", "runpy", "imp"}
+EXECUTABLE_FORMATS = {
+    "pickle",
+    "_pickle",
+    "cPickle",
+    "joblib",
+    "marshal",
+    "dill",
+    "cloudpickle",
+    "shelve",
+    "torch",
+    "skops",
+    "importlib",
+    "runpy",
+    "imp",
+}
 DANGEROUS_CALLS = {"eval", "exec", "compile", "__import__"}
 
 
@@ -62,16 +75,25 @@ def test_serving_modules_never_import_an_executable_format():
     assert PACKAGE / "server.py" in modules and PACKAGE / "artifact.py" in modules, modules
     for path in modules:
         top, _ = _imports(path)
-        assert not top & EXECUTABLE_FORMATS, f"{path.relative_to(ROOT)} imports {sorted(top & EXECUTABLE_FORMATS)}"
-        calls = {n.func.id for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-                 if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
-        assert not calls & DANGEROUS_CALLS, f"{path.relative_to(ROOT)} calls {sorted(calls & DANGEROUS_CALLS)}"
+        assert not top & EXECUTABLE_FORMATS, (
+            f"{path.relative_to(ROOT)} imports {sorted(top & EXECUTABLE_FORMATS)}"
+        )
+        calls = {
+            n.func.id
+            for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+        }
+        assert not calls & DANGEROUS_CALLS, (
+            f"{path.relative_to(ROOT)} calls {sorted(calls & DANGEROUS_CALLS)}"
+        )
 
 
 def test_the_booster_is_saved_in_xgboost_format_and_metadata_as_json(model_dir):
     assert BOOSTER_FILE.endswith((".ubj", ".json"))
     assert METADATA_FILE.endswith(".json")
-    assert (model_dir / BOOSTER_FILE).read_bytes()[:1] == b"{"  # UBJSON: an object marker, not a pickle opcode
+    assert (model_dir / BOOSTER_FILE).read_bytes()[
+        :1
+    ] == b"{"  # UBJSON: an object marker, not a pickle opcode
     for path in model_dir.iterdir():
         head = path.read_bytes()[:2] if path.is_file() else b""
         assert not head.startswith(b"\x80"), f"{path.name} looks like a pickle"
@@ -126,9 +148,15 @@ def test_artifact_module_names_every_file_it_owns():
 
 def test_the_lock_pins_every_package_with_hashes():
     lock = tomllib.loads((ROOT / "uv.lock").read_text(encoding="utf-8"))
-    unhashed = [p["name"] for p in lock["package"]
-                if p.get("source", {}).get("registry") and not all("hash" in w for w in p.get("wheels", []))
-                or p.get("source", {}).get("registry") and not p.get("wheels") and "hash" not in p.get("sdist", {})]
+    unhashed = [
+        p["name"]
+        for p in lock["package"]
+        if p.get("source", {}).get("registry")
+        and not all("hash" in w for w in p.get("wheels", []))
+        or p.get("source", {}).get("registry")
+        and not p.get("wheels")
+        and "hash" not in p.get("sdist", {})
+    ]
     assert not unhashed, unhashed
 
 
@@ -144,6 +172,8 @@ def test_the_image_installs_every_package_pinned_with_hashes():
                 assert "--require-hashes" in command and " -r " in command, command
     for name in ("requirements.txt", "build-requirements.txt"):
         text = (ROOT / "container" / name).read_text(encoding="utf-8")
-        pins = [line for line in text.splitlines() if line and not line[0].isspace() and not line.startswith("#")]
+        pins = [
+            line for line in text.splitlines() if line and not line[0].isspace() and not line.startswith("#")
+        ]
         assert pins and all("==" in line and line.rstrip().endswith("\\") for line in pins), (name, pins[:3])
         assert text.count("--hash=sha256:") >= len(pins), name

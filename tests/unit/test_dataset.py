@@ -19,11 +19,14 @@ def row(i: int, late: bool = False) -> str:
 
 
 def test_line_numbers_count_blank_lines_and_quoted_newlines(tmp_path):
-    text = "\n".join([HEADER, row(0), "", row(1).replace(",226,", ',"22\n6",'), row(2).replace("I,KMIA", "X,KMIA")])
+    text = "\n".join(
+        [HEADER, row(0), "", row(1).replace(",226,", ',"22\n6",'), row(2).replace("I,KMIA", "X,KMIA")]
+    )
     (tmp_path / "f.csv").write_text(text + "\n")
     flights = load_channel(tmp_path / "f.csv", max_invalid_fraction=0.5)
-    assert [str(p) for p in flights.problems] == ["f.csv line 6, column TIPOVUELO: unknown value 'X'; "
-                                                  "expected one of 'I', 'N'"]
+    assert [str(p) for p in flights.problems] == [
+        "f.csv line 6, column TIPOVUELO: unknown value 'X'; expected one of 'I', 'N'"
+    ]
     assert (flights.rows_read, len(flights.label)) == (3, 2)
 
 
@@ -34,7 +37,9 @@ def test_a_row_with_the_wrong_number_of_fields_is_counted_not_fatal(tmp_path):
     flights = load_channel(tmp_path / "f.csv", max_invalid_fraction=0.01)
     assert [str(p) for p in flights.problems] == ["f.csv line 12: expected 6 fields as in the header, got 7"]
     assert flights.quality()["unusable_rows"] == 1 and len(flights.label) == 199
-    with pytest.raises(DatasetError, match=r"^1 of 200 rows unusable .* the first: f.csv line 12: expected 6"):
+    with pytest.raises(
+        DatasetError, match=r"^1 of 200 rows unusable .* the first: f.csv line 12: expected 6"
+    ):
         load_channel(tmp_path / "f.csv", max_invalid_fraction=0.0)
 
 
@@ -48,5 +53,5 @@ def test_marker_and_hidden_files_in_a_channel_folder_are_skipped(tmp_path):
 
 def test_a_broken_quote_names_the_file_and_line(tmp_path):
     (tmp_path / "f.csv").write_text("\n".join([HEADER, row(0), row(1).replace(",226,", ',"226,')]) + "\n")
-    with pytest.raises(DatasetError, match=r'^f.csv line \d+: not a readable CSV'):
+    with pytest.raises(DatasetError, match=r"^f.csv line \d+: not a readable CSV"):
         load_channel(tmp_path / "f.csv", max_invalid_fraction=0.5)

@@ -21,21 +21,45 @@ def ts(*values):
     return np.array(values, dtype="datetime64[s]")
 
 
-@pytest.mark.parametrize("clock, period", [
-    ("04:59", NIGHT), ("05:00", MORNING), ("11:59", MORNING), ("12:00", AFTERNOON),
-    ("18:59", AFTERNOON), ("19:00", NIGHT), ("23:59", NIGHT), ("00:00", NIGHT),
-])
+@pytest.mark.parametrize(
+    "clock, period",
+    [
+        ("04:59", NIGHT),
+        ("05:00", MORNING),
+        ("11:59", MORNING),
+        ("12:00", AFTERNOON),
+        ("18:59", AFTERNOON),
+        ("19:00", NIGHT),
+        ("23:59", NIGHT),
+        ("00:00", NIGHT),
+    ],
+)
 def test_period_of_day_boundaries_are_whole_minutes(clock, period):
     hour = calendar(ts(f"2017-03-01T{clock}:00"))["hour"]
     assert period_of_day(hour)[0] == period
 
 
-@pytest.mark.parametrize("date, expected", [
-    ("2017-12-14", False), ("2017-12-15", True), ("2017-12-31", True), ("2017-01-01", True),
-    ("2017-02-28", True), ("2016-02-29", True), ("2017-03-03", True), ("2017-03-04", False),
-    ("2017-07-14", False), ("2017-07-15", True), ("2017-07-31", True), ("2017-08-01", False),
-    ("2017-09-10", False), ("2017-09-11", True), ("2017-09-30", True), ("2017-10-01", False),
-])
+@pytest.mark.parametrize(
+    "date, expected",
+    [
+        ("2017-12-14", False),
+        ("2017-12-15", True),
+        ("2017-12-31", True),
+        ("2017-01-01", True),
+        ("2017-02-28", True),
+        ("2016-02-29", True),
+        ("2017-03-03", True),
+        ("2017-03-04", False),
+        ("2017-07-14", False),
+        ("2017-07-15", True),
+        ("2017-07-31", True),
+        ("2017-08-01", False),
+        ("2017-09-10", False),
+        ("2017-09-11", True),
+        ("2017-09-30", True),
+        ("2017-10-01", False),
+    ],
+)
 def test_high_season_includes_whole_boundary_days(date, expected):
     for clock in ("00:00:00", "23:59:59"):
         cal = calendar(ts(f"{date}T{clock}"))
@@ -57,13 +81,19 @@ def test_label_is_strictly_more_than_fifteen_minutes():
     assert delay_label(scheduled, operated).tolist() == [0, 1, 1]
 
 
-SCHEMA = InputSchema(("Fecha-I", "OPERA", "TIPOVUELO", "Des-I", "MES"),
-                     (("OPERA",), ("TIPOVUELO",), ("MES", "Fecha-I")))
+SCHEMA = InputSchema(
+    ("Fecha-I", "OPERA", "TIPOVUELO", "Des-I", "MES"), (("OPERA",), ("TIPOVUELO",), ("MES", "Fecha-I"))
+)
 
 
 def test_challenge_features_take_month_from_fecha_i_or_mes():
-    raw = {"Fecha-I": ["2017-07-03 10:00:00", None], "MES": [None, 12], "OPERA": ["Grupo LATAM", "Copa Air"],
-           "TIPOVUELO": ["I", "N"], "Des-I": ["SAEZ", "SCFA"]}
+    raw = {
+        "Fecha-I": ["2017-07-03 10:00:00", None],
+        "MES": [None, 12],
+        "OPERA": ["Grupo LATAM", "Copa Air"],
+        "TIPOVUELO": ["I", "N"],
+        "Des-I": ["SAEZ", "SCFA"],
+    }
     columns, errors = parse_columns(raw, 2, SCHEMA)
     assert errors == []
     spec = fit_feature_spec(columns, "challenge")
@@ -74,8 +104,12 @@ def test_challenge_features_take_month_from_fecha_i_or_mes():
 
 
 def test_full_features_are_the_same_for_one_record_and_in_a_batch():
-    raw = {"Fecha-I": ["2017-07-03 10:00:00", "2017-12-20 19:30:00"], "OPERA": ["Grupo LATAM", "Copa Air"],
-           "TIPOVUELO": ["I", "N"], "Des-I": ["SAEZ", "SCFA"]}
+    raw = {
+        "Fecha-I": ["2017-07-03 10:00:00", "2017-12-20 19:30:00"],
+        "OPERA": ["Grupo LATAM", "Copa Air"],
+        "TIPOVUELO": ["I", "N"],
+        "Des-I": ["SAEZ", "SCFA"],
+    }
     columns, _ = parse_columns(raw, 2, SCHEMA)
     spec = fit_feature_spec(columns, "full")
     batch = build_features(columns, spec)

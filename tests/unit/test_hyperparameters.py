@@ -7,9 +7,22 @@ from scl_delay.hyperparameters import Hyperparameters, parse_hyperparameters, pa
 
 
 def test_string_values_are_parsed_to_their_declared_types():
-    hp = parse_hyperparameters({"max_depth": "6", "eta": "0.1", "feature_set": "challenge",
-                                "split": '"random"', "scale_pos_weight": "3"})
-    assert (hp.max_depth, hp.eta, hp.feature_set, hp.split, hp.scale_pos_weight) == (6, 0.1, "challenge", "random", 3.0)
+    hp = parse_hyperparameters(
+        {
+            "max_depth": "6",
+            "eta": "0.1",
+            "feature_set": "challenge",
+            "split": '"random"',
+            "scale_pos_weight": "3",
+        }
+    )
+    assert (hp.max_depth, hp.eta, hp.feature_set, hp.split, hp.scale_pos_weight) == (
+        6,
+        0.1,
+        "challenge",
+        "random",
+        3.0,
+    )
 
 
 def test_defaults_round_trip_through_sagemaker_strings():
@@ -19,11 +32,18 @@ def test_defaults_round_trip_through_sagemaker_strings():
     assert parse_hyperparameters(strings) == defaults
 
 
-@pytest.mark.parametrize("values, named", [
-    ({"max_depth": "99"}, "max_depth"), ({"max_depth": "0.5"}, "max_depth"), ({"eta": "fast"}, "eta"),
-    ({"feature_set": "everything"}, "feature_set"), ({"target_recall": "1.5"}, "target_recall"),
-    ({"scale_pos_weight": "-1"}, "scale_pos_weight"), ({"split": "time", "test_size": "0"}, "test_size"),
-])
+@pytest.mark.parametrize(
+    "values, named",
+    [
+        ({"max_depth": "99"}, "max_depth"),
+        ({"max_depth": "0.5"}, "max_depth"),
+        ({"eta": "fast"}, "eta"),
+        ({"feature_set": "everything"}, "feature_set"),
+        ({"target_recall": "1.5"}, "target_recall"),
+        ({"scale_pos_weight": "-1"}, "scale_pos_weight"),
+        ({"split": "time", "test_size": "0"}, "test_size"),
+    ],
+)
 def test_invalid_values_name_the_key(values, named):
     with pytest.raises(HyperparameterError, match=named):
         parse_hyperparameters(values)
@@ -36,7 +56,9 @@ def test_unknown_keys_are_rejected_with_the_valid_names_listed():
 
 
 def test_changed_lists_only_values_that_differ_from_defaults():
-    assert parse_hyperparameters({"eta": "0.2", "max_depth": str(Hyperparameters().max_depth)}).changed() == {"eta": 0.2}
+    assert parse_hyperparameters({"eta": "0.2", "max_depth": str(Hyperparameters().max_depth)}).changed() == {
+        "eta": 0.2
+    }
 
 
 def test_overrides_must_be_key_value_pairs():

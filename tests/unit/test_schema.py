@@ -5,9 +5,11 @@ import pytest
 
 from scl_delay.schema import InputSchema, parse_columns, parse_timestamps
 
-SCHEMA = InputSchema(("Fecha-I", "OPERA", "TIPOVUELO", "Des-I"),
-                     (("Fecha-I",), ("OPERA",), ("TIPOVUELO",), ("Des-I",)),
-                     {"OPERA": ("Grupo LATAM", "Sky Airline"), "Des-I": ("SAEZ", "SCFA")})
+SCHEMA = InputSchema(
+    ("Fecha-I", "OPERA", "TIPOVUELO", "Des-I"),
+    (("Fecha-I",), ("OPERA",), ("TIPOVUELO",), ("Des-I",)),
+    {"OPERA": ("Grupo LATAM", "Sky Airline"), "Des-I": ("SAEZ", "SCFA")},
+)
 GOOD = {"Fecha-I": "2017-01-01 23:30:00", "OPERA": "Grupo LATAM", "TIPOVUELO": "I", "Des-I": "SAEZ"}
 
 
@@ -16,16 +18,19 @@ def parse(*records, schema=SCHEMA):
     return parse_columns(raw, len(records), schema)
 
 
-@pytest.mark.parametrize("change, field, reason", [
-    ({"OPERA": "XX"}, "OPERA", "unknown value 'XX'"),
-    ({"TIPOVUELO": "X"}, "TIPOVUELO", "expected one of 'I', 'N'"),
-    ({"Fecha-I": "2017-02-30 10:00:00"}, "Fecha-I", "not a calendar date-time"),
-    ({"Fecha-I": "yesterday"}, "Fecha-I", "expected a date-time"),
-    ({"Fecha-I": 1483228800}, "Fecha-I", "expected a date-time"),
-    ({"Fecha-I": None}, "Fecha-I", "missing required field"),
-    ({"OPERA": ""}, "OPERA", "missing required field"),
-    ({"Des-I": 7}, "Des-I", "expected text"),
-])
+@pytest.mark.parametrize(
+    "change, field, reason",
+    [
+        ({"OPERA": "XX"}, "OPERA", "unknown value 'XX'"),
+        ({"TIPOVUELO": "X"}, "TIPOVUELO", "expected one of 'I', 'N'"),
+        ({"Fecha-I": "2017-02-30 10:00:00"}, "Fecha-I", "not a calendar date-time"),
+        ({"Fecha-I": "yesterday"}, "Fecha-I", "expected a date-time"),
+        ({"Fecha-I": 1483228800}, "Fecha-I", "expected a date-time"),
+        ({"Fecha-I": None}, "Fecha-I", "missing required field"),
+        ({"OPERA": ""}, "OPERA", "missing required field"),
+        ({"Des-I": 7}, "Des-I", "expected text"),
+    ],
+)
 def test_invalid_values_name_record_and_field(change, field, reason):
     columns, errors = parse(GOOD, {**GOOD, **change})
     assert [(e.index, e.field) for e in errors] == [(1, field)]
@@ -34,8 +39,13 @@ def test_invalid_values_name_record_and_field(change, field, reason):
 
 
 def test_month_comes_from_mes_when_fecha_i_is_absent():
-    schema = InputSchema(("OPERA", "TIPOVUELO", "MES", "Fecha-I"), (("OPERA",), ("TIPOVUELO",), ("MES", "Fecha-I")))
-    records = [{"OPERA": "A", "TIPOVUELO": "N", "MES": m} for m in (7, "12", 13, "x", "+-5", "\u00b2", "\u0663", None)]
+    schema = InputSchema(
+        ("OPERA", "TIPOVUELO", "MES", "Fecha-I"), (("OPERA",), ("TIPOVUELO",), ("MES", "Fecha-I"))
+    )
+    records = [
+        {"OPERA": "A", "TIPOVUELO": "N", "MES": m}
+        for m in (7, "12", 13, "x", "+-5", "\u00b2", "\u0663", None)
+    ]
     columns, errors = parse(*records, schema=schema)
     assert columns.month[:2].tolist() == [7, 12]
     assert [(e.index, e.field) for e in errors] == [(i, "MES") for i in range(2, 8)]

@@ -63,14 +63,16 @@ def test_the_three_workflows_exist():
 def test_zizmor_offline_finds_nothing():
     result = _run(_tool("zizmor"), "--offline", "--no-progress", "--color", "never", ".github/workflows")
     assert result.returncode == 0, (
-        f"zizmor exited {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}")
+        f"zizmor exited {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+    )
 
 
 def test_workflows_match_the_github_workflow_schema():
     files = [f".github/workflows/{name}" for name in WORKFLOWS]
     result = _run(_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *files)
     assert result.returncode == 0, (
-        f"check-jsonschema exited {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}")
+        f"check-jsonschema exited {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+    )
 
 
 @pytest.mark.parametrize("name", WORKFLOWS)
@@ -106,7 +108,8 @@ def test_permissions_are_least_privilege(name):
         uses = [str(s.get("uses", "")) for s in job.get("steps", [])]
         needs_oidc = any(u.startswith("aws-actions/configure-aws-credentials@") for u in uses)
         assert (perms.get("id-token") == "write") == needs_oidc, (
-            f"{name}: job {job_id}: id-token: write exactly when it assumes an AWS role")
+            f"{name}: job {job_id}: id-token: write exactly when it assumes an AWS role"
+        )
         assert all(v in ("read", "write", "none") for v in perms.values()), f"{name}: job {job_id}: {perms}"
         if perms.get("pull-requests") == "write":
             assert not needs_oidc, f"{name}: job {job_id} holds both an AWS role and pull-requests: write"
@@ -122,14 +125,28 @@ def test_ci_runs_make_test_on_every_push_and_pull_request():
 def test_pr_train_builds_trains_and_comments_once():
     doc = _load("pr-train.yml")
     paths = doc["on"]["pull_request"]["paths"]
-    for path in ("src/**", "container/**", "hyperparameters.json", "train.py", "serve.py", "pyproject.toml",
-                 "uv.lock"):
+    for path in (
+        "src/**",
+        "container/**",
+        "hyperparameters.json",
+        "train.py",
+        "serve.py",
+        "pyproject.toml",
+        "uv.lock",
+    ):
         assert path in paths, f"pr-train must trigger on {path}"
     assert doc["concurrency"]["cancel-in-progress"] is True
     assert "pull_request.number" in doc["concurrency"]["group"]
     text = (WORKFLOW_DIR / "pr-train.yml").read_text(encoding="utf-8")
-    for needle in ("container/Dockerfile", "training_job.py", "--report report.md", "--result training_result.json",
-                   "GITHUB_STEP_SUMMARY", "actions/upload-artifact@", "<!-- scl-delay-training-report -->"):
+    for needle in (
+        "container/Dockerfile",
+        "training_job.py",
+        "--report report.md",
+        "--result training_result.json",
+        "GITHUB_STEP_SUMMARY",
+        "actions/upload-artifact@",
+        "<!-- scl-delay-training-report -->",
+    ):
         assert needle in text, f"pr-train.yml lacks {needle!r}"
 
 
@@ -144,5 +161,6 @@ def test_deploy_is_protected_serialised_and_smoke_tested():
     # The API key value is fetched at run time and masked before any use.
     fetch, mask = text.find("get-api-key --api-key"), text.find("::add-mask::")
     assert "--include-value" in text and 0 <= fetch < mask < text.find("x-api-key"), (
-        "fetch the API key with get-api-key --include-value, ::add-mask:: it, then send it")
-    assert "previous_training_job" in text and "--training-job \"$PREVIOUS_TRAINING_JOB\"" in text
+        "fetch the API key with get-api-key --include-value, ::add-mask:: it, then send it"
+    )
+    assert "previous_training_job" in text and '--training-job "$PREVIOUS_TRAINING_JOB"' in text

@@ -27,17 +27,32 @@ STATE_FOLDER = "state"  # default state prefix under the artifact prefix
 
 # flag -> environment variable read when the flag is absent
 TRAINING_ENV = {
-    "image_uri": "IMAGE_URI", "role_arn": "SAGEMAKER_ROLE_ARN", "data": "TRAINING_DATA_S3_URI",
-    "validation_data": "VALIDATION_DATA_S3_URI", "output_s3": "ARTIFACT_S3_PREFIX",
-    "instance_type": "TRAINING_INSTANCE_TYPE", "instance_count": "TRAINING_INSTANCE_COUNT",
-    "pr_number": "PR_NUMBER", "repo": "GITHUB_REPOSITORY", "state_s3": "SCL_STATE_S3_URI",
-    "region": "AWS_REGION", "commit": "GIT_COMMIT", "base_hyperparameters": "BASE_HYPERPARAMETERS_FILE",
+    "image_uri": "IMAGE_URI",
+    "role_arn": "SAGEMAKER_ROLE_ARN",
+    "data": "TRAINING_DATA_S3_URI",
+    "validation_data": "VALIDATION_DATA_S3_URI",
+    "output_s3": "ARTIFACT_S3_PREFIX",
+    "instance_type": "TRAINING_INSTANCE_TYPE",
+    "instance_count": "TRAINING_INSTANCE_COUNT",
+    "pr_number": "PR_NUMBER",
+    "repo": "GITHUB_REPOSITORY",
+    "state_s3": "SCL_STATE_S3_URI",
+    "region": "AWS_REGION",
+    "commit": "GIT_COMMIT",
+    "base_hyperparameters": "BASE_HYPERPARAMETERS_FILE",
 }
 DEPLOY_ENV = {
-    "endpoint_name": "SCL_ENDPOINT_NAME", "state_s3": "SCL_STATE_S3_URI", "training_job": "TRAINING_JOB_NAME",
-    "commit": "GIT_COMMIT", "role_arn": "SAGEMAKER_ROLE_ARN", "apigw_role_arn": "API_GATEWAY_ROLE_ARN",
-    "image_uri": "IMAGE_URI", "instance_type": "ENDPOINT_INSTANCE_TYPE", "region": "AWS_REGION",
-    "min_capacity": "ENDPOINT_MIN_CAPACITY", "max_capacity": "ENDPOINT_MAX_CAPACITY",
+    "endpoint_name": "SCL_ENDPOINT_NAME",
+    "state_s3": "SCL_STATE_S3_URI",
+    "training_job": "TRAINING_JOB_NAME",
+    "commit": "GIT_COMMIT",
+    "role_arn": "SAGEMAKER_ROLE_ARN",
+    "apigw_role_arn": "API_GATEWAY_ROLE_ARN",
+    "image_uri": "IMAGE_URI",
+    "instance_type": "ENDPOINT_INSTANCE_TYPE",
+    "region": "AWS_REGION",
+    "min_capacity": "ENDPOINT_MIN_CAPACITY",
+    "max_capacity": "ENDPOINT_MAX_CAPACITY",
     "rollback_alarms": "ROLLBACK_ALARM_NAMES",
 }
 
@@ -49,8 +64,11 @@ def _resolve(args: argparse.Namespace, table: Mapping[str, str], env: Mapping[st
 
 
 def _missing(args: argparse.Namespace, required: Mapping[str, str], table: Mapping[str, str]) -> list[str]:
-    return [f"{flag} (or ${table[attr]})" if attr in table else flag
-            for attr, flag in required.items() if not getattr(args, attr, None)]
+    return [
+        f"{flag} (or ${table[attr]})" if attr in table else flag
+        for attr, flag in required.items()
+        if not getattr(args, attr, None)
+    ]
 
 
 def _int_arg(args, attr: str, flag: str) -> int:
@@ -77,8 +95,10 @@ def git_commit(env: Mapping[str, str], flag: str | None) -> str:
 
 def _run_guarded(body: Callable[[], int], say: Callable[[str], None]) -> int:
     """Map errors to exit codes; SIGTERM (a cancelled workflow) behaves like Ctrl-C."""
+
     def _interrupt(signum, frame):
         raise KeyboardInterrupt
+
     previous = signal.signal(signal.SIGTERM, _interrupt) if _main_thread() else None
     try:
         return body()
@@ -98,6 +118,7 @@ def _run_guarded(body: Callable[[], int], say: Callable[[str], None]) -> int:
 
 def _main_thread() -> bool:
     import threading
+
     return threading.current_thread() is threading.main_thread()
 
 
@@ -111,17 +132,29 @@ def _out(message: str) -> None:
 
 # ----------------------------------------------------------------------------------------------- training_job.py
 
+
 def training_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="training_job.py", description="Launch a SageMaker training job for this "
-                                "commit with hyperparameters.json, wait, and write training_result.json + report.md.")
+    p = argparse.ArgumentParser(
+        prog="training_job.py",
+        description="Launch a SageMaker training job for this "
+        "commit with hyperparameters.json, wait, and write training_result.json + report.md.",
+    )
     p.add_argument("--image-uri", help="ECR image with the `train` entry point ($IMAGE_URI)")
     p.add_argument("--role-arn", help="SageMaker execution role ARN ($SAGEMAKER_ROLE_ARN)")
-    p.add_argument("--data", help="training CSV: s3:// prefix or object, or a local file to upload "
-                   "($TRAINING_DATA_S3_URI)")
-    p.add_argument("--validation-data", help="optional validation channel, same forms ($VALIDATION_DATA_S3_URI)")
+    p.add_argument(
+        "--data",
+        help="training CSV: s3:// prefix or object, or a local file to upload ($TRAINING_DATA_S3_URI)",
+    )
+    p.add_argument(
+        "--validation-data", help="optional validation channel, same forms ($VALIDATION_DATA_S3_URI)"
+    )
     p.add_argument("--output-s3", help="S3OutputPath for artifacts ($ARTIFACT_S3_PREFIX)")
-    p.add_argument("--hyperparameters", default="hyperparameters.json", help="JSON object (default: %(default)s)")
-    p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE", help="override one hyperparameter")
+    p.add_argument(
+        "--hyperparameters", default="hyperparameters.json", help="JSON object (default: %(default)s)"
+    )
+    p.add_argument(
+        "--hp", action="append", default=[], metavar="KEY=VALUE", help="override one hyperparameter"
+    )
     p.add_argument("--instance-type", help="default ml.m5.large ($TRAINING_INSTANCE_TYPE)")
     p.add_argument("--instance-count", help="default 1 ($TRAINING_INSTANCE_COUNT)")
     p.add_argument("--volume-gb", default="10")
@@ -130,12 +163,18 @@ def training_parser() -> argparse.ArgumentParser:
     p.add_argument("--commit", help="git commit ($GIT_COMMIT, $GITHUB_SHA, else git rev-parse HEAD)")
     p.add_argument("--pr-number", help="tagged on the job ($PR_NUMBER)")
     p.add_argument("--repo", help="owner/name, tagged on the job ($GITHUB_REPOSITORY)")
-    p.add_argument("--state-s3", help="s3:// prefix where deploy.py records the live model ($SCL_STATE_S3_URI; "
-                   "default <output-s3>/state); the report compares against it, and this job is recorded "
-                   "there for its commit")
-    p.add_argument("--base-hyperparameters", help="main's hyperparameters.json to diff against "
-                   "($BASE_HYPERPARAMETERS_FILE; default: git show origin/main:hyperparameters.json, "
-                   "else the live model's)")
+    p.add_argument(
+        "--state-s3",
+        help="s3:// prefix where deploy.py records the live model ($SCL_STATE_S3_URI; "
+        "default <output-s3>/state); the report compares against it, and this job is recorded "
+        "there for its commit",
+    )
+    p.add_argument(
+        "--base-hyperparameters",
+        help="main's hyperparameters.json to diff against "
+        "($BASE_HYPERPARAMETERS_FILE; default: git show origin/main:hyperparameters.json, "
+        "else the live model's)",
+    )
     p.add_argument("--region", help="($AWS_REGION, $AWS_DEFAULT_REGION)")
     p.add_argument("--result", default="training_result.json")
     p.add_argument("--report", default="report.md")
@@ -170,8 +209,13 @@ def _base_hyperparameters(flag: str | None) -> tuple[dict[str, str] | None, str]
     else:
         for ref in ("origin/main", "main"):
             try:
-                out = subprocess.run(["git", "show", f"{ref}:hyperparameters.json"], capture_output=True,
-                                     text=True, timeout=5, check=False)
+                out = subprocess.run(
+                    ["git", "show", f"{ref}:hyperparameters.json"],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                    check=False,
+                )
             except (OSError, subprocess.SubprocessError):
                 break
             if out.returncode == 0:
@@ -192,30 +236,43 @@ def training_spec_from_args(argv: list[str] | None, env: Mapping[str, str]):
 
     args = training_parser().parse_args(argv)
     _resolve(args, TRAINING_ENV, env)
-    missing = _missing(args, {"image_uri": "--image-uri", "role_arn": "--role-arn", "data": "--data",
-                              "output_s3": "--output-s3"}, TRAINING_ENV)
+    missing = _missing(
+        args,
+        {"image_uri": "--image-uri", "role_arn": "--role-arn", "data": "--data", "output_s3": "--output-s3"},
+        TRAINING_ENV,
+    )
     if missing:
         raise InputError(f"missing {', '.join(missing)}")
     if not args.state_s3 and args.output_s3.startswith("s3://"):
         args.state_s3 = f"{args.output_s3.rstrip('/')}/{STATE_FOLDER}"
     region = region_from(env, args.region)
     spec = TrainingJobSpec(
-        region=region, image_uri=args.image_uri, role_arn=args.role_arn, data=args.data,
-        validation_data=args.validation_data, output_s3=args.output_s3,
+        region=region,
+        image_uri=args.image_uri,
+        role_arn=args.role_arn,
+        data=args.data,
+        validation_data=args.validation_data,
+        output_s3=args.output_s3,
         hyperparameters=_load_hyperparameters(Path(args.hyperparameters), args.hp),
-        commit=git_commit(env, args.commit), instance_type=args.instance_type or "ml.m5.large",
+        commit=git_commit(env, args.commit),
+        instance_type=args.instance_type or "ml.m5.large",
         instance_count=_int_arg(args, "instance_count", "--instance-count") if args.instance_count else 1,
         volume_gb=_int_arg(args, "volume_gb", "--volume-gb"),
         max_runtime_s=60 * _int_arg(args, "max_runtime_minutes", "--max-runtime-minutes"),
-        pr_number=args.pr_number, repo=args.repo, state_s3=args.state_s3, job_name=args.job_name,
+        pr_number=args.pr_number,
+        repo=args.repo,
+        state_s3=args.state_s3,
+        job_name=args.job_name,
         poll_s=_positive_arg(args, "poll_seconds", "--poll-seconds"),
-        wait_timeout_s=60 * _positive_arg(args, "wait_timeout_minutes", "--wait-timeout-minutes"))
+        wait_timeout_s=60 * _positive_arg(args, "wait_timeout_minutes", "--wait-timeout-minutes"),
+    )
     check_spec(spec)
     return spec, args
 
 
-def training_job_main(argv: list[str] | None = None, env: Mapping[str, str] | None = None,
-                      clients_factory=make_clients) -> int:
+def training_job_main(
+    argv: list[str] | None = None, env: Mapping[str, str] | None = None, clients_factory=make_clients
+) -> int:
     env = os.environ if env is None else env
 
     def body() -> int:
@@ -226,6 +283,7 @@ def training_job_main(argv: list[str] | None = None, env: Mapping[str, str] | No
         clients = clients_factory(spec.region)
         if base is None and spec.state_s3:
             from . import live_record
+
             live = live_record.read_live(clients.s3, spec.state_s3)
             if live and live.get("hyperparameters"):
                 base, label = live["hyperparameters"], "the live model"
@@ -236,44 +294,78 @@ def training_job_main(argv: list[str] | None = None, env: Mapping[str, str] | No
 
 # ----------------------------------------------------------------------------------------------- deploy.py
 
+
 def deploy_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="deploy.py", description="Deploy a trained model to a SageMaker endpoint "
-                                "behind API Gateway (create or blue/green update), or --teardown what it created.")
+    p = argparse.ArgumentParser(
+        prog="deploy.py",
+        description="Deploy a trained model to a SageMaker endpoint "
+        "behind API Gateway (create or blue/green update), or --teardown what it created.",
+    )
     p.add_argument("--endpoint-name", help="stable endpoint name (default scl-delay; $SCL_ENDPOINT_NAME)")
-    p.add_argument("--state-s3", help="s3:// prefix of live.json and the per-commit training records "
-                   "($SCL_STATE_S3_URI; default $ARTIFACT_S3_PREFIX/state)")
-    p.add_argument("--training-job", help="job to deploy ($TRAINING_JOB_NAME; default: the one recorded "
-                   "for --commit)")
-    p.add_argument("--commit", help="merged commit whose recorded training job to deploy ($GIT_COMMIT, $GITHUB_SHA)")
+    p.add_argument(
+        "--state-s3",
+        help="s3:// prefix of live.json and the per-commit training records "
+        "($SCL_STATE_S3_URI; default $ARTIFACT_S3_PREFIX/state)",
+    )
+    p.add_argument(
+        "--training-job", help="job to deploy ($TRAINING_JOB_NAME; default: the one recorded for --commit)"
+    )
+    p.add_argument(
+        "--commit", help="merged commit whose recorded training job to deploy ($GIT_COMMIT, $GITHUB_SHA)"
+    )
     p.add_argument("--role-arn", help="SageMaker execution role for the model ($SAGEMAKER_ROLE_ARN)")
-    p.add_argument("--api-role-arn", "--apigw-role-arn", dest="apigw_role_arn",
-                   help="role API Gateway assumes to call InvokeEndpoint ($API_GATEWAY_ROLE_ARN)")
+    p.add_argument(
+        "--api-role-arn",
+        "--apigw-role-arn",
+        dest="apigw_role_arn",
+        help="role API Gateway assumes to call InvokeEndpoint ($API_GATEWAY_ROLE_ARN)",
+    )
     p.add_argument("--image-uri", help="serving image (default: the training job's image; $IMAGE_URI)")
     p.add_argument("--instance-type", help="default ml.m5.large ($ENDPOINT_INSTANCE_TYPE)")
     p.add_argument("--instance-count", default="1", help="initial instances (default: %(default)s)")
     p.add_argument("--min-capacity", help="auto scaling minimum (default 1; $ENDPOINT_MIN_CAPACITY)")
     p.add_argument("--max-capacity", help="auto scaling maximum (default 4; $ENDPOINT_MAX_CAPACITY)")
-    p.add_argument("--target-invocations", default="100",
-                   help="target invocations per instance per minute (default: %(default)s)")
-    p.add_argument("--gate-metric", default="test:pr_auc", help="champion/challenger metric (default: %(default)s)")
-    p.add_argument("--tolerance", default="0.01", help="how much worse than live is still accepted "
-                   "(default: %(default)s)")
+    p.add_argument(
+        "--target-invocations",
+        default="100",
+        help="target invocations per instance per minute (default: %(default)s)",
+    )
+    p.add_argument(
+        "--gate-metric", default="test:pr_auc", help="champion/challenger metric (default: %(default)s)"
+    )
+    p.add_argument(
+        "--tolerance",
+        default="0.01",
+        help="how much worse than live is still accepted (default: %(default)s)",
+    )
     p.add_argument("--force", action="store_true", help="deploy even if the gate refuses")
-    p.add_argument("--rollback-alarm", dest="rollback_alarms", action="append",
-                   help="CloudWatch alarm that rolls a blue/green update back (repeatable; "
-                   "$ROLLBACK_ALARM_NAMES comma-separated)")
+    p.add_argument(
+        "--rollback-alarm",
+        dest="rollback_alarms",
+        action="append",
+        help="CloudWatch alarm that rolls a blue/green update back (repeatable; "
+        "$ROLLBACK_ALARM_NAMES comma-separated)",
+    )
     p.add_argument("--api-name", help="REST API name (default: the endpoint name)")
     p.add_argument("--stage", default="prod")
     p.add_argument("--rate-limit", default="20", help="usage plan steady requests/s (default: %(default)s)")
     p.add_argument("--burst-limit", default="40", help="usage plan burst (default: %(default)s)")
-    p.add_argument("--out", "--output", dest="output", default="deploy_result.json",
-                   help="JSON with invoke_url, api_key_id, endpoint_name, training_job, previous_training_job "
-                   "(written on failure too); also appended to $GITHUB_OUTPUT when set")
+    p.add_argument(
+        "--out",
+        "--output",
+        dest="output",
+        default="deploy_result.json",
+        help="JSON with invoke_url, api_key_id, endpoint_name, training_job, previous_training_job "
+        "(written on failure too); also appended to $GITHUB_OUTPUT when set",
+    )
     p.add_argument("--region", help="($AWS_REGION, $AWS_DEFAULT_REGION)")
     p.add_argument("--wait-delay-seconds", default="30")
     p.add_argument("--wait-max-attempts", default="60")
-    p.add_argument("--teardown", action="store_true", help="delete everything deploy.py created for this "
-                   "endpoint (tagged), and only that")
+    p.add_argument(
+        "--teardown",
+        action="store_true",
+        help="delete everything deploy.py created for this endpoint (tagged), and only that",
+    )
     return p
 
 
@@ -296,20 +388,36 @@ def deploy_spec_from_args(argv: list[str] | None, env: Mapping[str, str]):
         alarms = [a.strip() for a in alarms.split(",") if a.strip()]
     commit = args.commit or env.get("GITHUB_SHA")
     if not args.teardown and not args.training_job and not commit:
-        raise InputError("missing --training-job (or $TRAINING_JOB_NAME), or --commit (or $GIT_COMMIT, "
-                         "$GITHUB_SHA) whose recorded training job to deploy")
+        raise InputError(
+            "missing --training-job (or $TRAINING_JOB_NAME), or --commit (or $GIT_COMMIT, "
+            "$GITHUB_SHA) whose recorded training job to deploy"
+        )
     try:
         spec = DeploySpec(
-            region=region, endpoint_name=args.endpoint_name or "scl-delay", state_s3=args.state_s3,
-            training_job=args.training_job, commit=commit, role_arn=args.role_arn,
-            apigw_role_arn=args.apigw_role_arn, image_uri=args.image_uri,
-            instance_type=args.instance_type or "ml.m5.large", instance_count=int(args.instance_count),
-            min_capacity=int(args.min_capacity or 1), max_capacity=int(args.max_capacity or 4),
-            target_invocations=float(args.target_invocations), gate_metric=args.gate_metric,
-            tolerance=float(args.tolerance), force=args.force, rollback_alarms=tuple(alarms or ()),
-            api_name=args.api_name or args.endpoint_name or "scl-delay", stage=args.stage,
-            rate_limit=float(args.rate_limit), burst_limit=int(args.burst_limit),
-            wait_delay_s=int(args.wait_delay_seconds), wait_max_attempts=int(args.wait_max_attempts))
+            region=region,
+            endpoint_name=args.endpoint_name or "scl-delay",
+            state_s3=args.state_s3,
+            training_job=args.training_job,
+            commit=commit,
+            role_arn=args.role_arn,
+            apigw_role_arn=args.apigw_role_arn,
+            image_uri=args.image_uri,
+            instance_type=args.instance_type or "ml.m5.large",
+            instance_count=int(args.instance_count),
+            min_capacity=int(args.min_capacity or 1),
+            max_capacity=int(args.max_capacity or 4),
+            target_invocations=float(args.target_invocations),
+            gate_metric=args.gate_metric,
+            tolerance=float(args.tolerance),
+            force=args.force,
+            rollback_alarms=tuple(alarms or ()),
+            api_name=args.api_name or args.endpoint_name or "scl-delay",
+            stage=args.stage,
+            rate_limit=float(args.rate_limit),
+            burst_limit=int(args.burst_limit),
+            wait_delay_s=int(args.wait_delay_seconds),
+            wait_max_attempts=int(args.wait_max_attempts),
+        )
     except ValueError as e:
         raise InputError(f"a numeric flag has a bad value: {e}") from None
     check_spec(spec)
@@ -324,8 +432,9 @@ def _finish(outcome: dict, args, env: Mapping[str, str], code: int, error: str |
     return code
 
 
-def deploy_main(argv: list[str] | None = None, env: Mapping[str, str] | None = None,
-                clients_factory=make_clients) -> int:
+def deploy_main(
+    argv: list[str] | None = None, env: Mapping[str, str] | None = None, clients_factory=make_clients
+) -> int:
     env = os.environ if env is None else env
 
     def body() -> int:

@@ -38,12 +38,24 @@ INTEGRATION_RESPONSES = (
     ("200", None, None),
     ("400", "424", {"application/json": MODEL_ERROR_TEMPLATE}),
     ("429", "429", None),
-    ("500", "40\\d|41\\d|42[0-35-8]|4[3-9]\\d", {"application/json": '{"error": {"code": "gateway_error", '
-                                                  '"message": "the model endpoint rejected the call"}}'}),
-    ("502", "5\\d{2}", {"application/json": '{"error": {"code": "model_unavailable", '
-                        '"message": "the model endpoint failed"}}'}),
+    (
+        "500",
+        "40\\d|41\\d|42[0-35-8]|4[3-9]\\d",
+        {
+            "application/json": '{"error": {"code": "gateway_error", '
+            '"message": "the model endpoint rejected the call"}}'
+        },
+    ),
+    (
+        "502",
+        "5\\d{2}",
+        {
+            "application/json": '{"error": {"code": "model_unavailable", '
+            '"message": "the model endpoint failed"}}'
+        },
+    ),
 )
-BLUE_GREEN_WAIT_S = 300        # baking period: alarms watched before the old fleet goes
+BLUE_GREEN_WAIT_S = 300  # baking period: alarms watched before the old fleet goes
 BLUE_GREEN_TERMINATION_S = 120
 BLUE_GREEN_TIMEOUT_S = 3600
 
@@ -97,13 +109,21 @@ def check_spec(spec: DeploySpec) -> None:
         problems.append(str(e))
     for value, what in ((spec.role_arn, "--role-arn"), (spec.apigw_role_arn, "--apigw-role-arn")):
         if value and not value.startswith("arn:"):
-            problems.append(f"{what} must be an IAM role ARN (arn:aws:iam::<account>:role/<name>), got {value!r}")
+            problems.append(
+                f"{what} must be an IAM role ARN (arn:aws:iam::<account>:role/<name>), got {value!r}"
+            )
     if not 1 <= spec.min_capacity <= spec.max_capacity:
-        problems.append(f"need 1 <= --min-capacity <= --max-capacity, got {spec.min_capacity}..{spec.max_capacity}")
+        problems.append(
+            f"need 1 <= --min-capacity <= --max-capacity, got {spec.min_capacity}..{spec.max_capacity}"
+        )
     if not spec.min_capacity <= spec.instance_count <= spec.max_capacity:
-        problems.append(f"--instance-count {spec.instance_count} is outside {spec.min_capacity}..{spec.max_capacity}")
+        problems.append(
+            f"--instance-count {spec.instance_count} is outside {spec.min_capacity}..{spec.max_capacity}"
+        )
     if spec.tolerance < 0 or spec.target_invocations <= 0 or spec.rate_limit <= 0 or spec.burst_limit < 1:
-        problems.append("--tolerance must be >= 0; --target-invocations, --rate-limit, --burst-limit positive")
+        problems.append(
+            "--tolerance must be >= 0; --target-invocations, --rate-limit, --burst-limit positive"
+        )
     if names.slug(spec.stage) != spec.stage:
         problems.append(f"--stage must be lower-case letters, digits and hyphens, got {spec.stage!r}")
     if problems:
@@ -117,7 +137,8 @@ def _code(e: ClientError) -> str:
 def _not_found(e: ClientError) -> bool:
     message = e.response.get("Error", {}).get("Message", "")
     return _code(e) in ("NotFoundException", "ResourceNotFoundException", "ObjectNotFoundException") or (
-        _code(e) == "ValidationException" and "Could not find" in message)
+        _code(e) == "ValidationException" and "Could not find" in message
+    )
 
 
 def _tags(spec: DeploySpec, **extra: str | None) -> dict[str, str]:
@@ -134,6 +155,7 @@ def _sm_tags(sm, arn: str) -> dict[str, str]:
 
 # ------------------------------------------------------------------------------------------ which model, and gate
 
+
 def resolve_training_job(clients, spec: DeploySpec) -> dict:
     """The training job to deploy, with its metrics: named, or recorded by training_job.py for the commit."""
     record = None
@@ -142,8 +164,9 @@ def resolve_training_job(clients, spec: DeploySpec) -> dict:
         uri = live_record.training_record_uri(spec.state_s3, spec.commit or "")
         record = live_record.read_json(clients.s3, uri)
         if record is None:
-            raise InputError(f"no training job is recorded for commit {spec.commit} ({uri}); "
-                             f"pass --training-job")
+            raise InputError(
+                f"no training job is recorded for commit {spec.commit} ({uri}); pass --training-job"
+            )
         name = record["job_name"]
     try:
         desc = clients.sagemaker.describe_training_job(TrainingJobName=name)
@@ -152,23 +175,38 @@ def resolve_training_job(clients, spec: DeploySpec) -> dict:
             raise InputError(f"training job {name} does not exist") from None
         raise
     if desc["TrainingJobStatus"] != "Completed":
-        raise InputError(f"training job {name} is {desc['TrainingJobStatus']}, not Completed: nothing to deploy")
+        raise InputError(
+            f"training job {name} is {desc['TrainingJobStatus']}, not Completed: nothing to deploy"
+        )
     metrics = dict((record or {}).get("final_metrics") or {})
     if not metrics:
         wanted = {d["Name"] for d in desc["AlgorithmSpecification"].get("MetricDefinitions", [])}
-        metrics = {m["MetricName"]: float(m["Value"]) for m in desc.get("FinalMetricDataList", [])
-                   if m["MetricName"] in wanted}
+        metrics = {
+            m["MetricName"]: float(m["Value"])
+            for m in desc.get("FinalMetricDataList", [])
+            if m["MetricName"] in wanted
+        }
     if spec.gate_metric not in metrics:
         from .training_job import _metrics_from_artifact, read_model_artifact
+
         files = read_model_artifact(clients.s3, desc["ModelArtifacts"]["S3ModelArtifacts"])
         if "metrics.json" in files:
             metrics = {**_metrics_from_artifact(json.loads(files["metrics.json"])), **metrics}
     commit = (record or {}).get("commit") or desc.get("Environment", {}).get("SCL_DELAY_GIT_COMMIT")
     if not commit:
-        commit = _sm_tags(clients.sagemaker, desc["TrainingJobArn"]).get(names.TAG_COMMIT) or spec.commit or "unknown"
-    return {"job_name": name, "model_data_url": desc["ModelArtifacts"]["S3ModelArtifacts"],
-            "image": desc["AlgorithmSpecification"]["TrainingImage"], "metrics": metrics, "commit": commit,
-            "hyperparameters": desc.get("HyperParameters", {})}
+        commit = (
+            _sm_tags(clients.sagemaker, desc["TrainingJobArn"]).get(names.TAG_COMMIT)
+            or spec.commit
+            or "unknown"
+        )
+    return {
+        "job_name": name,
+        "model_data_url": desc["ModelArtifacts"]["S3ModelArtifacts"],
+        "image": desc["AlgorithmSpecification"]["TrainingImage"],
+        "metrics": metrics,
+        "commit": commit,
+        "hyperparameters": desc.get("HyperParameters", {}),
+    }
 
 
 def gate(challenger: Mapping, live: Mapping | None, spec: DeploySpec, say: Callable[[str], None]) -> None:
@@ -179,14 +217,18 @@ def gate(challenger: Mapping, live: Mapping | None, spec: DeploySpec, say: Calla
     metric = spec.gate_metric
     new, old = challenger["metrics"].get(metric), live.get("metrics", {}).get(metric)
     if new is None or old is None:
-        message = (f"cannot compare {metric}: challenger {new!r}, live {old!r} "
-                   f"(known metrics: {', '.join(sorted(challenger['metrics'])) or 'none'})")
+        message = (
+            f"cannot compare {metric}: challenger {new!r}, live {old!r} "
+            f"(known metrics: {', '.join(sorted(challenger['metrics'])) or 'none'})"
+        )
     elif new >= old - spec.tolerance:
         say(f"gate: {metric} {new:.4f} vs live {old:.4f} (tolerance {spec.tolerance}): accepted")
         return
     else:
-        message = (f"{metric} {new:.4f} is worse than the live model's {old:.4f} "
-                   f"({live.get('training_job')}) by more than the tolerance {spec.tolerance}")
+        message = (
+            f"{metric} {new:.4f} is worse than the live model's {old:.4f} "
+            f"({live.get('training_job')}) by more than the tolerance {spec.tolerance}"
+        )
     if spec.force:
         say(f"gate: {message}; deploying anyway (--force)")
         return
@@ -195,6 +237,7 @@ def gate(challenger: Mapping, live: Mapping | None, spec: DeploySpec, say: Calla
 
 # ----------------------------------------------------------------------------------------------- SageMaker
 
+
 def ensure_model(sm, spec: DeploySpec, name: str, job: Mapping, image: str, actions: list[str]) -> None:
     try:
         sm.describe_model(ModelName=name)
@@ -202,15 +245,24 @@ def ensure_model(sm, spec: DeploySpec, name: str, job: Mapping, image: str, acti
     except ClientError as e:
         if not _not_found(e):
             raise
-    sm.create_model(ModelName=name, ExecutionRoleArn=spec.role_arn,
-                    PrimaryContainer={"Image": image, "ModelDataUrl": job["model_data_url"],
-                                      "Environment": {"SCL_DELAY_TRAINING_JOB": job["job_name"]}},
-                    Tags=names.tags(_tags(spec, **{names.TAG_COMMIT: job["commit"],
-                                                   names.TAG_TRAINING_JOB: job["job_name"]})))
+    sm.create_model(
+        ModelName=name,
+        ExecutionRoleArn=spec.role_arn,
+        PrimaryContainer={
+            "Image": image,
+            "ModelDataUrl": job["model_data_url"],
+            "Environment": {"SCL_DELAY_TRAINING_JOB": job["job_name"]},
+        },
+        Tags=names.tags(
+            _tags(spec, **{names.TAG_COMMIT: job["commit"], names.TAG_TRAINING_JOB: job["job_name"]})
+        ),
+    )
     actions.append(f"created model {name}")
 
 
-def ensure_endpoint_config(sm, spec: DeploySpec, name: str, model: str, job: Mapping, actions: list[str]) -> None:
+def ensure_endpoint_config(
+    sm, spec: DeploySpec, name: str, model: str, job: Mapping, actions: list[str]
+) -> None:
     try:
         sm.describe_endpoint_config(EndpointConfigName=name)
         return
@@ -219,18 +271,34 @@ def ensure_endpoint_config(sm, spec: DeploySpec, name: str, model: str, job: Map
             raise
     sm.create_endpoint_config(
         EndpointConfigName=name,
-        ProductionVariants=[{"VariantName": VARIANT, "ModelName": model, "InitialInstanceCount": spec.instance_count,
-                             "InstanceType": spec.instance_type, "InitialVariantWeight": 1.0}],
-        Tags=names.tags(_tags(spec, **{names.TAG_COMMIT: job["commit"], names.TAG_TRAINING_JOB: job["job_name"]})))
+        ProductionVariants=[
+            {
+                "VariantName": VARIANT,
+                "ModelName": model,
+                "InitialInstanceCount": spec.instance_count,
+                "InstanceType": spec.instance_type,
+                "InitialVariantWeight": 1.0,
+            }
+        ],
+        Tags=names.tags(
+            _tags(spec, **{names.TAG_COMMIT: job["commit"], names.TAG_TRAINING_JOB: job["job_name"]})
+        ),
+    )
     actions.append(f"created endpoint config {name}")
 
 
 def deployment_config(spec: DeploySpec) -> dict:
     """Blue/green, all at once after a baking period; alarms (if any) roll it back automatically."""
-    config = {"BlueGreenUpdatePolicy": {
-        "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": BLUE_GREEN_WAIT_S},
-        "TerminationWaitInSeconds": BLUE_GREEN_TERMINATION_S,
-        "MaximumExecutionTimeoutInSeconds": BLUE_GREEN_TIMEOUT_S}}
+    config = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {
+                "Type": "ALL_AT_ONCE",
+                "WaitIntervalInSeconds": BLUE_GREEN_WAIT_S,
+            },
+            "TerminationWaitInSeconds": BLUE_GREEN_TERMINATION_S,
+            "MaximumExecutionTimeoutInSeconds": BLUE_GREEN_TIMEOUT_S,
+        }
+    }
     if spec.rollback_alarms:
         config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in spec.rollback_alarms]}
     return config
@@ -250,11 +318,14 @@ def _wait_in_service(sm, spec: DeploySpec, say: Callable[[str], None]) -> dict:
     try:
         sm.get_waiter("endpoint_in_service").wait(
             EndpointName=spec.endpoint_name,
-            WaiterConfig={"Delay": spec.wait_delay_s, "MaxAttempts": spec.wait_max_attempts})
+            WaiterConfig={"Delay": spec.wait_delay_s, "MaxAttempts": spec.wait_max_attempts},
+        )
     except WaiterError:
         desc = _describe_endpoint(sm, spec.endpoint_name) or {}
-        raise RollbackError(f"endpoint {spec.endpoint_name} is {desc.get('EndpointStatus', 'gone')}: "
-                            f"{desc.get('FailureReason', 'no FailureReason')}") from None
+        raise RollbackError(
+            f"endpoint {spec.endpoint_name} is {desc.get('EndpointStatus', 'gone')}: "
+            f"{desc.get('FailureReason', 'no FailureReason')}"
+        ) from None
     return sm.describe_endpoint(EndpointName=spec.endpoint_name)
 
 
@@ -262,44 +333,58 @@ def ensure_endpoint(clients, spec: DeploySpec, config: str, actions: list[str], 
     sm = clients.sagemaker
     current = _describe_endpoint(sm, spec.endpoint_name)
     if current is None:
-        sm.create_endpoint(EndpointName=spec.endpoint_name, EndpointConfigName=config,
-                           Tags=names.tags(_tags(spec)))
+        sm.create_endpoint(
+            EndpointName=spec.endpoint_name, EndpointConfigName=config, Tags=names.tags(_tags(spec))
+        )
         actions.append(f"created endpoint {spec.endpoint_name}")
     else:
         if not _ours(_sm_tags(sm, current["EndpointArn"]), spec.endpoint_name):
-            raise InputError(f"endpoint {spec.endpoint_name} exists but was not created by deploy.py "
-                             f"(tag {names.TAG_MANAGED_BY} missing): refusing to take it over")
+            raise InputError(
+                f"endpoint {spec.endpoint_name} exists but was not created by deploy.py "
+                f"(tag {names.TAG_MANAGED_BY} missing): refusing to take it over"
+            )
         if current["EndpointStatus"] in ("Creating", "Updating", "SystemUpdating", "RollingBack"):
             current = _wait_in_service(sm, spec, say)
         if current["EndpointStatus"] == "Failed":
-            raise RollbackError(f"endpoint {spec.endpoint_name} is Failed ({current.get('FailureReason')}); "
-                                f"delete it (deploy.py --teardown) and deploy again")
+            raise RollbackError(
+                f"endpoint {spec.endpoint_name} is Failed ({current.get('FailureReason')}); "
+                f"delete it (deploy.py --teardown) and deploy again"
+            )
         if current["EndpointConfigName"] == config:
             return current
         _release_scaling_if_instance_type_changes(clients, spec, current["EndpointConfigName"], actions)
-        sm.update_endpoint(EndpointName=spec.endpoint_name, EndpointConfigName=config,
-                           DeploymentConfig=deployment_config(spec))
+        sm.update_endpoint(
+            EndpointName=spec.endpoint_name,
+            EndpointConfigName=config,
+            DeploymentConfig=deployment_config(spec),
+        )
         actions.append(f"updated endpoint {spec.endpoint_name} to {config} (blue/green)")
     final = _wait_in_service(sm, spec, say)
     if final["EndpointConfigName"] != config:  # the waiter succeeds after an automatic rollback too
-        raise RollbackError(f"endpoint {spec.endpoint_name} is InService on {final['EndpointConfigName']}, "
-                            f"not {config}: the update was rolled back")
+        raise RollbackError(
+            f"endpoint {spec.endpoint_name} is InService on {final['EndpointConfigName']}, "
+            f"not {config}: the update was rolled back"
+        )
     return final
 
 
 def _release_scaling_if_instance_type_changes(clients, spec: DeploySpec, old_config: str, actions) -> None:
     """Application Auto Scaling fails an update that changes a scaled variant's instance type."""
     try:
-        old = clients.sagemaker.describe_endpoint_config(EndpointConfigName=old_config)["ProductionVariants"][0]
+        old = clients.sagemaker.describe_endpoint_config(EndpointConfigName=old_config)["ProductionVariants"][
+            0
+        ]
     except ClientError:
         return
     if old.get("InstanceType") == spec.instance_type:
         return
     rid = _resource_id(spec)
-    if clients.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[rid],
-                                                     ScalableDimension=SCALABLE_DIMENSION)["ScalableTargets"]:
-        clients.autoscaling.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=rid,
-                                                       ScalableDimension=SCALABLE_DIMENSION)
+    if clients.autoscaling.describe_scalable_targets(
+        ServiceNamespace="sagemaker", ResourceIds=[rid], ScalableDimension=SCALABLE_DIMENSION
+    )["ScalableTargets"]:
+        clients.autoscaling.deregister_scalable_target(
+            ServiceNamespace="sagemaker", ResourceId=rid, ScalableDimension=SCALABLE_DIMENSION
+        )
         actions.append(f"deregistered scaling for {rid} (instance type changes)")
 
 
@@ -313,31 +398,57 @@ def _policy_name(spec: DeploySpec) -> str:
 
 def ensure_autoscaling(aas, spec: DeploySpec, actions: list[str]) -> dict:
     rid = _resource_id(spec)
-    targets = aas.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[rid],
-                                            ScalableDimension=SCALABLE_DIMENSION)["ScalableTargets"]
-    if not targets or (targets[0]["MinCapacity"], targets[0]["MaxCapacity"]) != (spec.min_capacity,
-                                                                                  spec.max_capacity):
-        aas.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=rid,
-                                     ScalableDimension=SCALABLE_DIMENSION, MinCapacity=spec.min_capacity,
-                                     MaxCapacity=spec.max_capacity)
+    targets = aas.describe_scalable_targets(
+        ServiceNamespace="sagemaker", ResourceIds=[rid], ScalableDimension=SCALABLE_DIMENSION
+    )["ScalableTargets"]
+    if not targets or (targets[0]["MinCapacity"], targets[0]["MaxCapacity"]) != (
+        spec.min_capacity,
+        spec.max_capacity,
+    ):
+        aas.register_scalable_target(
+            ServiceNamespace="sagemaker",
+            ResourceId=rid,
+            ScalableDimension=SCALABLE_DIMENSION,
+            MinCapacity=spec.min_capacity,
+            MaxCapacity=spec.max_capacity,
+        )
         actions.append(f"registered scaling {rid} {spec.min_capacity}..{spec.max_capacity}")
-    want = {"TargetValue": float(spec.target_invocations),
-            "PredefinedMetricSpecification": {"PredefinedMetricType": INVOCATIONS_METRIC},
-            "ScaleInCooldown": 300, "ScaleOutCooldown": 60}
-    policies = aas.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=rid,
-                                             ScalableDimension=SCALABLE_DIMENSION,
-                                             PolicyNames=[_policy_name(spec)])["ScalingPolicies"]
+    want = {
+        "TargetValue": float(spec.target_invocations),
+        "PredefinedMetricSpecification": {"PredefinedMetricType": INVOCATIONS_METRIC},
+        "ScaleInCooldown": 300,
+        "ScaleOutCooldown": 60,
+    }
+    policies = aas.describe_scaling_policies(
+        ServiceNamespace="sagemaker",
+        ResourceId=rid,
+        ScalableDimension=SCALABLE_DIMENSION,
+        PolicyNames=[_policy_name(spec)],
+    )["ScalingPolicies"]
     have = policies[0].get("TargetTrackingScalingPolicyConfiguration", {}) if policies else None
     if have is None or any(have.get(k) != v for k, v in want.items()):
-        aas.put_scaling_policy(PolicyName=_policy_name(spec), ServiceNamespace="sagemaker", ResourceId=rid,
-                               ScalableDimension=SCALABLE_DIMENSION, PolicyType="TargetTrackingScaling",
-                               TargetTrackingScalingPolicyConfiguration=want)
-        actions.append(f"put target-tracking policy {_policy_name(spec)} ({spec.target_invocations:g}/instance/min)")
-    return {"resource_id": rid, "min": spec.min_capacity, "max": spec.max_capacity,
-            "policy": _policy_name(spec), "target_invocations": spec.target_invocations}
+        aas.put_scaling_policy(
+            PolicyName=_policy_name(spec),
+            ServiceNamespace="sagemaker",
+            ResourceId=rid,
+            ScalableDimension=SCALABLE_DIMENSION,
+            PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration=want,
+        )
+        actions.append(
+            f"put target-tracking policy {_policy_name(spec)} ({spec.target_invocations:g}/instance/min)"
+        )
+    return {
+        "resource_id": rid,
+        "min": spec.min_capacity,
+        "max": spec.max_capacity,
+        "policy": _policy_name(spec),
+        "target_invocations": spec.target_invocations,
+    }
 
 
 # ----------------------------------------------------------------------------------------------- API Gateway
+
 
 def integration_uri(region: str, endpoint: str) -> str:
     return f"arn:aws:apigateway:{region}:runtime.sagemaker:path/endpoints/{endpoint}/invocations"
@@ -363,8 +474,10 @@ def _find_owned(items: list[dict], name: str, spec: DeploySpec, what: str) -> di
         return None
     ours = [i for i in found if _ours(i.get("tags", {}), spec.endpoint_name)]
     if not ours:
-        raise InputError(f"{what} {name!r} exists but was not created by deploy.py for "
-                         f"{spec.endpoint_name}: refusing to change it (use another --api-name)")
+        raise InputError(
+            f"{what} {name!r} exists but was not created by deploy.py for "
+            f"{spec.endpoint_name}: refusing to change it (use another --api-name)"
+        )
     return ours[0]
 
 
@@ -372,8 +485,12 @@ def ensure_gateway(gw, spec: DeploySpec, actions: list[str]) -> dict:
     changed_before = len(actions)
     api = _find_owned(_paged(gw.get_rest_apis, "items", limit=500), spec.api_name, spec, "REST API")
     if api is None:
-        api = gw.create_rest_api(name=spec.api_name, description=f"scl-delay predictions ({spec.endpoint_name})",
-                                 endpointConfiguration={"types": ["REGIONAL"]}, tags=_tags(spec))
+        api = gw.create_rest_api(
+            name=spec.api_name,
+            description=f"scl-delay predictions ({spec.endpoint_name})",
+            endpointConfiguration={"types": ["REGIONAL"]},
+            tags=_tags(spec),
+        )
         actions.append(f"created REST API {spec.api_name} ({api['id']})")
     api_id = api["id"]
     resources = _paged(gw.get_resources, "items", restApiId=api_id, limit=500)
@@ -391,13 +508,22 @@ def ensure_gateway(gw, spec: DeploySpec, actions: list[str]) -> dict:
         if not _not_found(e):
             raise
     if stage is None or len(actions) > changed_before:
-        gw.create_deployment(restApiId=api_id, stageName=spec.stage,
-                             description=f"POST /{PREDICT_PATH} -> SageMaker endpoint {spec.endpoint_name}")
+        gw.create_deployment(
+            restApiId=api_id,
+            stageName=spec.stage,
+            description=f"POST /{PREDICT_PATH} -> SageMaker endpoint {spec.endpoint_name}",
+        )
         actions.append(f"deployed stage {spec.stage}")
     key = _ensure_api_key(gw, spec, actions)
     plan = _ensure_usage_plan(gw, spec, api_id, key["id"], actions)
-    return {"api_id": api_id, "resource_id": rid, "stage": spec.stage, "api_key_id": key["id"],
-            "usage_plan_id": plan["id"], "invoke_url": invoke_url(api_id, spec.region, spec.stage)}
+    return {
+        "api_id": api_id,
+        "resource_id": rid,
+        "stage": spec.stage,
+        "api_key_id": key["id"],
+        "usage_plan_id": plan["id"],
+        "invoke_url": invoke_url(api_id, spec.region, spec.stage),
+    }
 
 
 def _ensure_method(gw, spec: DeploySpec, api_id: str, rid: str, actions: list[str]) -> None:
@@ -406,37 +532,63 @@ def _ensure_method(gw, spec: DeploySpec, api_id: str, rid: str, actions: list[st
     except ClientError as e:
         if not _not_found(e):
             raise
-        gw.put_method(restApiId=api_id, resourceId=rid, httpMethod="POST", authorizationType="NONE",
-                      apiKeyRequired=True,
-                      requestParameters={"method.request.header.Content-Type": False,
-                                         "method.request.header.Accept": False})
+        gw.put_method(
+            restApiId=api_id,
+            resourceId=rid,
+            httpMethod="POST",
+            authorizationType="NONE",
+            apiKeyRequired=True,
+            requestParameters={
+                "method.request.header.Content-Type": False,
+                "method.request.header.Accept": False,
+            },
+        )
         actions.append("created POST method (API key required)")
         method = gw.get_method(restApiId=api_id, resourceId=rid, httpMethod="POST")
     integration = method.get("methodIntegration") or {}
-    want = {"type": "AWS", "httpMethod": "POST", "uri": integration_uri(spec.region, spec.endpoint_name),
-            "credentials": spec.apigw_role_arn}
+    want = {
+        "type": "AWS",
+        "httpMethod": "POST",
+        "uri": integration_uri(spec.region, spec.endpoint_name),
+        "credentials": spec.apigw_role_arn,
+    }
     if any(integration.get(k) != v for k, v in want.items()):
-        gw.put_integration(restApiId=api_id, resourceId=rid, httpMethod="POST", type="AWS",
-                           integrationHttpMethod="POST", uri=want["uri"], credentials=spec.apigw_role_arn,
-                           passthroughBehavior="WHEN_NO_MATCH", timeoutInMillis=29000,
-                           requestParameters={
-                               "integration.request.header.Content-Type": "method.request.header.Content-Type",
-                               "integration.request.header.Accept": "method.request.header.Accept"})
+        gw.put_integration(
+            restApiId=api_id,
+            resourceId=rid,
+            httpMethod="POST",
+            type="AWS",
+            integrationHttpMethod="POST",
+            uri=want["uri"],
+            credentials=spec.apigw_role_arn,
+            passthroughBehavior="WHEN_NO_MATCH",
+            timeoutInMillis=29000,
+            requestParameters={
+                "integration.request.header.Content-Type": "method.request.header.Content-Type",
+                "integration.request.header.Accept": "method.request.header.Accept",
+            },
+        )
         actions.append(f"integrated POST /{PREDICT_PATH} with InvokeEndpoint on {spec.endpoint_name}")
         integration = {}
     method_responses = method.get("methodResponses") or {}
     existing = integration.get("integrationResponses") or {}
     for status, pattern, templates in INTEGRATION_RESPONSES:
         if status not in method_responses:
-            gw.put_method_response(restApiId=api_id, resourceId=rid, httpMethod="POST", statusCode=status,
-                                   responseModels={"application/json": "Empty"})
+            gw.put_method_response(
+                restApiId=api_id,
+                resourceId=rid,
+                httpMethod="POST",
+                statusCode=status,
+                responseModels={"application/json": "Empty"},
+            )
         have = existing.get(status) or {}
         if have.get("selectionPattern") != pattern or (have.get("responseTemplates") or None) != templates:
             kwargs = {"selectionPattern": pattern} if pattern else {}
             if templates:
                 kwargs["responseTemplates"] = templates
-            gw.put_integration_response(restApiId=api_id, resourceId=rid, httpMethod="POST", statusCode=status,
-                                        **kwargs)
+            gw.put_integration_response(
+                restApiId=api_id, resourceId=rid, httpMethod="POST", statusCode=status, **kwargs
+            )
             actions.append(f"mapped integration response {pattern or 'default'} -> {status}")
 
 
@@ -444,8 +596,9 @@ def _ensure_api_key(gw, spec: DeploySpec, actions: list[str]) -> dict:
     name = f"{spec.api_name}-key"
     key = _find_owned(_paged(gw.get_api_keys, "items", nameQuery=name, limit=500), name, spec, "API key")
     if key is None:
-        key = gw.create_api_key(name=name, enabled=True, tags=_tags(spec),
-                                description=f"caller key for {spec.api_name}")
+        key = gw.create_api_key(
+            name=name, enabled=True, tags=_tags(spec), description=f"caller key for {spec.api_name}"
+        )
         actions.append(f"created API key {name} ({key['id']})")
     return key
 
@@ -455,15 +608,24 @@ def _ensure_usage_plan(gw, spec: DeploySpec, api_id: str, key_id: str, actions: 
     plan = _find_owned(_paged(gw.get_usage_plans, "items", limit=500), name, spec, "usage plan")
     throttle = {"rateLimit": float(spec.rate_limit), "burstLimit": int(spec.burst_limit)}
     if plan is None:
-        plan = gw.create_usage_plan(name=name, apiStages=[{"apiId": api_id, "stage": spec.stage}],
-                                    throttle=throttle, tags=_tags(spec),
-                                    description=f"throttling for {spec.api_name}")
+        plan = gw.create_usage_plan(
+            name=name,
+            apiStages=[{"apiId": api_id, "stage": spec.stage}],
+            throttle=throttle,
+            tags=_tags(spec),
+            description=f"throttling for {spec.api_name}",
+        )
         actions.append(f"created usage plan {name} ({spec.rate_limit:g} req/s, burst {spec.burst_limit})")
     else:
         have = plan.get("throttle") or {}
-        ops = [{"op": "replace", "path": f"/throttle/{k}", "value": str(v)} for k, v in throttle.items()
-               if float(have.get(k, -1)) != float(v)]
-        if not any(s.get("apiId") == api_id and s.get("stage") == spec.stage for s in plan.get("apiStages", [])):
+        ops = [
+            {"op": "replace", "path": f"/throttle/{k}", "value": str(v)}
+            for k, v in throttle.items()
+            if float(have.get(k, -1)) != float(v)
+        ]
+        if not any(
+            s.get("apiId") == api_id and s.get("stage") == spec.stage for s in plan.get("apiStages", [])
+        ):
             ops.append({"op": "add", "path": "/apiStages", "value": f"{api_id}:{spec.stage}"})
         if ops:
             plan = gw.update_usage_plan(usagePlanId=plan["id"], patchOperations=ops)
@@ -477,19 +639,32 @@ def _ensure_usage_plan(gw, spec: DeploySpec, api_id: str, key_id: str, actions: 
 
 # ----------------------------------------------------------------------------------------------- deploy
 
-def deploy(clients, spec: DeploySpec, say: Callable[[str], None] = print, outcome: dict | None = None) -> dict:
+
+def deploy(
+    clients, spec: DeploySpec, say: Callable[[str], None] = print, outcome: dict | None = None
+) -> dict:
     """Returns (and fills ``outcome`` as it goes, so a failure still reports what it knew) the result."""
     outcome = {} if outcome is None else outcome
     live = live_record.read_live(clients.s3, spec.state_s3)
-    outcome.update(endpoint_name=spec.endpoint_name, previous_training_job=(live or {}).get("training_job"),
-                   live_record=live_record.live_uri(spec.state_s3))
+    outcome.update(
+        endpoint_name=spec.endpoint_name,
+        previous_training_job=(live or {}).get("training_job"),
+        live_record=live_record.live_uri(spec.state_s3),
+    )
     job = resolve_training_job(clients, spec)
     outcome["training_job"] = job["job_name"]
     say(f"deploying training job {job['job_name']} (commit {job['commit']}) to endpoint {spec.endpoint_name}")
     gate(job, live, spec, say)
     image = spec.image_uri or job["image"]
-    version = names.versioned_name(spec.endpoint_name, job["commit"], job["job_name"], image, spec.instance_type,
-                                   str(spec.instance_count), spec.role_arn or "")
+    version = names.versioned_name(
+        spec.endpoint_name,
+        job["commit"],
+        job["job_name"],
+        image,
+        spec.instance_type,
+        str(spec.instance_count),
+        spec.role_arn or "",
+    )
     actions: list[str] = []
     sm = clients.sagemaker
     ensure_model(sm, spec, version, job, image, actions)
@@ -499,12 +674,23 @@ def deploy(clients, spec: DeploySpec, say: Callable[[str], None] = print, outcom
         _delete_version(sm, spec, live.get("endpoint_config"), live.get("model_name"), actions)
     scaling = ensure_autoscaling(clients.autoscaling, spec, actions)
     api = ensure_gateway(clients.apigateway, spec, actions)
-    record = {"endpoint_name": spec.endpoint_name, "endpoint_arn": endpoint["EndpointArn"],
-              "endpoint_config": version, "model_name": version, "training_job": job["job_name"],
-              "commit": job["commit"], "image": image, "model_data_url": job["model_data_url"],
-              "metrics": job["metrics"], "hyperparameters": job["hyperparameters"],
-              "instance_type": spec.instance_type, "instance_count": spec.instance_count,
-              "autoscaling": scaling, "api": api, "region": spec.region}
+    record = {
+        "endpoint_name": spec.endpoint_name,
+        "endpoint_arn": endpoint["EndpointArn"],
+        "endpoint_config": version,
+        "model_name": version,
+        "training_job": job["job_name"],
+        "commit": job["commit"],
+        "image": image,
+        "model_data_url": job["model_data_url"],
+        "metrics": job["metrics"],
+        "hyperparameters": job["hyperparameters"],
+        "instance_type": spec.instance_type,
+        "instance_count": spec.instance_count,
+        "autoscaling": scaling,
+        "api": api,
+        "region": spec.region,
+    }
     previous = {k: v for k, v in (live or {}).items() if k != "deployed_at"}
     if actions or previous != record:
         record["deployed_at"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -514,9 +700,17 @@ def deploy(clients, spec: DeploySpec, say: Callable[[str], None] = print, outcom
         say(f"  {action}")
     if not actions:
         say("no changes: everything is already as requested")
-    outcome.update(invoke_url=api["invoke_url"], api_id=api["api_id"], api_key_id=api["api_key_id"],
-                   usage_plan_id=api["usage_plan_id"], stage=spec.stage, endpoint_config=version,
-                   model_name=version, changed=bool(actions), actions=actions)
+    outcome.update(
+        invoke_url=api["invoke_url"],
+        api_id=api["api_id"],
+        api_key_id=api["api_key_id"],
+        usage_plan_id=api["usage_plan_id"],
+        stage=spec.stage,
+        endpoint_config=version,
+        model_name=version,
+        changed=bool(actions),
+        actions=actions,
+    )
     return outcome
 
 
@@ -526,8 +720,11 @@ def _delete_version(sm, spec: DeploySpec, config: str | None, model: str | None,
         if not name:
             continue
         try:
-            desc = (sm.describe_endpoint_config(EndpointConfigName=name) if kind == "endpoint_config"
-                    else sm.describe_model(ModelName=name))
+            desc = (
+                sm.describe_endpoint_config(EndpointConfigName=name)
+                if kind == "endpoint_config"
+                else sm.describe_model(ModelName=name)
+            )
             arn = desc.get("EndpointConfigArn") or desc.get("ModelArn")
             if not _ours(_sm_tags(sm, arn), spec.endpoint_name):
                 continue
@@ -546,11 +743,21 @@ def write_outputs(outcome: Mapping, path: Path, github_output: str | None) -> No
     path.write_text(json.dumps(outcome, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     if github_output:
         with open(github_output, "a", encoding="utf-8") as f:
-            f.writelines(f"{key}={outcome.get(key) or ''}\n" for key in ("invoke_url", "api_id", "api_key_id", "endpoint_name", "training_job",
-                        "previous_training_job"))
+            f.writelines(
+                f"{key}={outcome.get(key) or ''}\n"
+                for key in (
+                    "invoke_url",
+                    "api_id",
+                    "api_key_id",
+                    "endpoint_name",
+                    "training_job",
+                    "previous_training_job",
+                )
+            )
 
 
 # ----------------------------------------------------------------------------------------------- teardown
+
 
 def teardown(clients, spec: DeploySpec, say: Callable[[str], None] = print) -> list[str]:
     """Delete what deploy.py created for this endpoint (checked by tag), and nothing else."""
@@ -561,8 +768,10 @@ def teardown(clients, spec: DeploySpec, say: Callable[[str], None] = print) -> l
         if plan.get("name") == f"{spec.api_name}-plan" and _ours(plan.get("tags", {}), endpoint):
             for key in _paged(gw.get_usage_plan_keys, "items", usagePlanId=plan["id"], limit=500):
                 gw.delete_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"])
-            stages = [{"op": "remove", "path": "/apiStages", "value": f"{s['apiId']}:{s['stage']}"}
-                      for s in plan.get("apiStages", [])]
+            stages = [
+                {"op": "remove", "path": "/apiStages", "value": f"{s['apiId']}:{s['stage']}"}
+                for s in plan.get("apiStages", [])
+            ]
             if stages:
                 gw.update_usage_plan(usagePlanId=plan["id"], patchOperations=stages)
             gw.delete_usage_plan(usagePlanId=plan["id"])
@@ -578,20 +787,29 @@ def teardown(clients, spec: DeploySpec, say: Callable[[str], None] = print) -> l
     current = _describe_endpoint(sm, endpoint)
     if current is not None and _ours(_sm_tags(sm, current["EndpointArn"]), endpoint):
         rid = _resource_id(spec)
-        for policy in aas.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=rid,
-                                                    ScalableDimension=SCALABLE_DIMENSION)["ScalingPolicies"]:
+        for policy in aas.describe_scaling_policies(
+            ServiceNamespace="sagemaker", ResourceId=rid, ScalableDimension=SCALABLE_DIMENSION
+        )["ScalingPolicies"]:
             if policy["PolicyName"] == _policy_name(spec):
-                aas.delete_scaling_policy(PolicyName=policy["PolicyName"], ServiceNamespace="sagemaker",
-                                          ResourceId=rid, ScalableDimension=SCALABLE_DIMENSION)
+                aas.delete_scaling_policy(
+                    PolicyName=policy["PolicyName"],
+                    ServiceNamespace="sagemaker",
+                    ResourceId=rid,
+                    ScalableDimension=SCALABLE_DIMENSION,
+                )
                 done.append(f"deleted scaling policy {policy['PolicyName']}")
-        if aas.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[rid],
-                                         ScalableDimension=SCALABLE_DIMENSION)["ScalableTargets"]:
-            aas.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=rid,
-                                           ScalableDimension=SCALABLE_DIMENSION)
+        if aas.describe_scalable_targets(
+            ServiceNamespace="sagemaker", ResourceIds=[rid], ScalableDimension=SCALABLE_DIMENSION
+        )["ScalableTargets"]:
+            aas.deregister_scalable_target(
+                ServiceNamespace="sagemaker", ResourceId=rid, ScalableDimension=SCALABLE_DIMENSION
+            )
             done.append(f"deregistered scalable target {rid}")
         sm.delete_endpoint(EndpointName=endpoint)
-        sm.get_waiter("endpoint_deleted").wait(EndpointName=endpoint, WaiterConfig={
-            "Delay": spec.wait_delay_s, "MaxAttempts": spec.wait_max_attempts})
+        sm.get_waiter("endpoint_deleted").wait(
+            EndpointName=endpoint,
+            WaiterConfig={"Delay": spec.wait_delay_s, "MaxAttempts": spec.wait_max_attempts},
+        )
         done.append(f"deleted endpoint {endpoint}")
     elif current is not None:
         say(f"endpoint {endpoint} was not created by deploy.py: left in place")
@@ -609,7 +827,11 @@ def teardown(clients, spec: DeploySpec, say: Callable[[str], None] = print) -> l
         done.append(f"deleted {live_record.live_uri(spec.state_s3)}")
     for line in done:
         say(f"  {line}")
-    say(f"teardown of {endpoint}: {len(done)} resource(s) removed" if done else f"nothing of {endpoint} to remove")
+    say(
+        f"teardown of {endpoint}: {len(done)} resource(s) removed"
+        if done
+        else f"nothing of {endpoint} to remove"
+    )
     return done
 
 

@@ -50,8 +50,12 @@ def read_json(s3, uri: str) -> dict | None:
 
 def write_json(s3, uri: str, doc: dict) -> None:
     bucket, key = parse_s3_uri(uri)
-    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(doc, indent=2, sort_keys=True).encode(),
-                  ContentType="application/json")
+    s3.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=json.dumps(doc, indent=2, sort_keys=True).encode(),
+        ContentType="application/json",
+    )
 
 
 def delete_object(s3, uri: str) -> None:

@@ -37,15 +37,17 @@ def slug(text: str) -> str:
 
 def check_name(name: str, what: str = "name") -> str:
     if not NAME_RE.match(name):
-        raise NameError_(f"{what} {name!r} is not a valid SageMaker name: 1-63 letters, digits and single "
-                         f"hyphens, starting and ending with a letter or digit")
+        raise NameError_(
+            f"{what} {name!r} is not a valid SageMaker name: 1-63 letters, digits and single "
+            f"hyphens, starting and ending with a letter or digit"
+        )
     return name
 
 
 def _fit(prefix: str, suffix: str) -> str:
     """``prefix-suffix`` within 63 characters, shortening the prefix (the suffix carries the identity)."""
     room = MAX_NAME_CHARS - len(suffix) - 1
-    head = slug(prefix)[:max(room, 1)].rstrip("-") or "x"
+    head = slug(prefix)[: max(room, 1)].rstrip("-") or "x"
     return f"{head}-{suffix}"
 
 
@@ -58,10 +60,13 @@ def stamp(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
 
 
-def training_job_name(commit: str, pr_number: str | None = None, *, prefix: str = PROJECT,
-                      now: datetime | None = None) -> str:
+def training_job_name(
+    commit: str, pr_number: str | None = None, *, prefix: str = PROJECT, now: datetime | None = None
+) -> str:
     """e.g. ``scl-delay-pr42-1a2b3c4d-20261123-021500``: unique per launch, traceable to PR and commit."""
-    suffix = "-".join(p for p in (f"pr{slug(pr_number)}" if pr_number else "", short_commit(commit), stamp(now)) if p)
+    suffix = "-".join(
+        p for p in (f"pr{slug(pr_number)}" if pr_number else "", short_commit(commit), stamp(now)) if p
+    )
     return check_name(_fit(prefix, suffix), "training job name")
 
 

@@ -8,8 +8,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 REPORT_MARKER = "<!-- scl-delay-training-report -->"
-METRIC_ROWS = (("recall", "Recall (delayed)"), ("precision", "Precision (delayed)"), ("f1", "F1 (delayed)"),
-               ("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("threshold", "Decision threshold"))
+METRIC_ROWS = (
+    ("recall", "Recall (delayed)"),
+    ("precision", "Precision (delayed)"),
+    ("f1", "F1 (delayed)"),
+    ("roc_auc", "ROC-AUC"),
+    ("pr_auc", "PR-AUC"),
+    ("threshold", "Decision threshold"),
+)
 HIGHER_IS_BETTER = {"recall", "precision", "f1", "roc_auc", "pr_auc"}
 
 
@@ -37,7 +43,9 @@ def metrics_vs_live(metrics: Mapping[str, float], live: Mapping | None, split: s
     return "\n".join(lines)
 
 
-def hyperparameter_changes(current: Mapping[str, str], base: Mapping[str, str] | None) -> list[tuple[str, str, str]]:
+def hyperparameter_changes(
+    current: Mapping[str, str], base: Mapping[str, str] | None
+) -> list[tuple[str, str, str]]:
     """(name, base value, PR value) for every key whose value differs; values compared as SageMaker strings."""
     if base is None:
         return []
@@ -45,8 +53,13 @@ def hyperparameter_changes(current: Mapping[str, str], base: Mapping[str, str] |
     return [(k, base.get(k, "—"), current.get(k, "—")) for k in keys if base.get(k) != current.get(k)]
 
 
-def render_report(result: Mapping, live: Mapping | None, base_hyperparameters: Mapping[str, str] | None,
-                  base_label: str, training_report: str | None = None) -> str:
+def render_report(
+    result: Mapping,
+    live: Mapping | None,
+    base_hyperparameters: Mapping[str, str] | None,
+    base_label: str,
+    training_report: str | None = None,
+) -> str:
     job, status = result["job_name"], result["status"]
     lines = [REPORT_MARKER, f"## scl-delay training `{job}`: {status}", ""]
     meta = [f"commit `{result.get('commit', 'unknown')}`"]
@@ -61,13 +74,23 @@ def render_report(result: Mapping, live: Mapping | None, base_hyperparameters: M
         return "\n".join(lines)
 
     if live:
-        lines += [(f"### Metrics against the live model `{live.get('training_job', '?')}` "
-                   f"(endpoint `{live.get('endpoint_name', '?')}`, commit `{live.get('commit', '?')}`)"), ""]
+        lines += [
+            (
+                f"### Metrics against the live model `{live.get('training_job', '?')}` "
+                f"(endpoint `{live.get('endpoint_name', '?')}`, commit `{live.get('commit', '?')}`)"
+            ),
+            "",
+        ]
     else:
         lines += ["### Metrics", "", "No model is live yet: nothing to compare against.", ""]
     lines += [metrics_vs_live(result["final_metrics"], live), ""]
-    lines += [(f"<details><summary>validation split</summary>\n\n"
-               f"{metrics_vs_live(result['final_metrics'], live, 'validation')}\n\n</details>"), ""]
+    lines += [
+        (
+            f"<details><summary>validation split</summary>\n\n"
+            f"{metrics_vs_live(result['final_metrics'], live, 'validation')}\n\n</details>"
+        ),
+        "",
+    ]
 
     lines += [f"### Hyperparameters changed against {base_label}", ""]
     changes = hyperparameter_changes(result["hyperparameters"], base_hyperparameters)
@@ -86,6 +109,12 @@ def render_report(result: Mapping, live: Mapping | None, base_hyperparameters: M
         lines.append(f"- job: {result['console_url']}")
     lines.append("")
     if training_report:
-        lines += ["<details><summary>Training report (from the artifact)</summary>", "",
-                  training_report.replace(REPORT_MARKER, "").strip(), "", "</details>", ""]
+        lines += [
+            "<details><summary>Training report (from the artifact)</summary>",
+            "",
+            training_report.replace(REPORT_MARKER, "").strip(),
+            "",
+            "</details>",
+            "",
+        ]
     return "\n".join(lines)

@@ -35,8 +35,8 @@ class TrainingJobSpec:
     region: str
     image_uri: str
     role_arn: str
-    data: str                       # s3://... prefix or object, or a local file uploaded first
-    output_s3: str                  # S3OutputPath: artifacts land in <output_s3>/<job>/output/
+    data: str  # s3://... prefix or object, or a local file uploaded first
+    output_s3: str  # S3OutputPath: artifacts land in <output_s3>/<job>/output/
     hyperparameters: dict[str, str]  # SageMaker wire form (strings), already validated
     commit: str
     validation_data: str | None = None
@@ -71,12 +71,24 @@ def upload_if_local(s3, data: str, output_s3: str, channel: str, say: Callable[[
 
 
 def _channel(name: str, uri: str) -> dict:
-    return {"ChannelName": name, "ContentType": "text/csv", "InputMode": "File", "CompressionType": "None",
-            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri,
-                                            "S3DataDistributionType": "FullyReplicated"}}}
+    return {
+        "ChannelName": name,
+        "ContentType": "text/csv",
+        "InputMode": "File",
+        "CompressionType": "None",
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri": uri,
+                "S3DataDistributionType": "FullyReplicated",
+            }
+        },
+    }
 
 
-def create_request(spec: TrainingJobSpec, job_name: str, training_uri: str, validation_uri: str | None) -> dict:
+def create_request(
+    spec: TrainingJobSpec, job_name: str, training_uri: str, validation_uri: str | None
+) -> dict:
     """The CreateTrainingJob parameters. Pure, so the exact request is testable without AWS."""
     channels = [_channel("training", training_uri)]
     if validation_uri:
@@ -84,27 +96,44 @@ def create_request(spec: TrainingJobSpec, job_name: str, training_uri: str, vali
     return {
         "TrainingJobName": job_name,
         "RoleArn": spec.role_arn,
-        "AlgorithmSpecification": {"TrainingImage": spec.image_uri, "TrainingInputMode": "File",
-                                   "MetricDefinitions": metric_definitions()},
+        "AlgorithmSpecification": {
+            "TrainingImage": spec.image_uri,
+            "TrainingInputMode": "File",
+            "MetricDefinitions": metric_definitions(),
+        },
         "HyperParameters": dict(spec.hyperparameters),
         "InputDataConfig": channels,
         "OutputDataConfig": {"S3OutputPath": spec.output_s3.rstrip("/")},
-        "ResourceConfig": {"InstanceType": spec.instance_type, "InstanceCount": spec.instance_count,
-                           "VolumeSizeInGB": spec.volume_gb},
+        "ResourceConfig": {
+            "InstanceType": spec.instance_type,
+            "InstanceCount": spec.instance_count,
+            "VolumeSizeInGB": spec.volume_gb,
+        },
         "StoppingCondition": {"MaxRuntimeInSeconds": spec.max_runtime_s},
         "Environment": {"SCL_DELAY_GIT_COMMIT": spec.commit, **spec.environment},
-        "Tags": names.tags({names.TAG_MANAGED_BY: "training_job.py", names.TAG_COMMIT: spec.commit,
-                            names.TAG_PR: spec.pr_number, names.TAG_REPO: spec.repo}),
+        "Tags": names.tags(
+            {
+                names.TAG_MANAGED_BY: "training_job.py",
+                names.TAG_COMMIT: spec.commit,
+                names.TAG_PR: spec.pr_number,
+                names.TAG_REPO: spec.repo,
+            }
+        ),
     }
 
 
 def launch(clients, spec: TrainingJobSpec, say: Callable[[str], None] = print) -> str:
     job_name = spec.job_name or names.training_job_name(spec.commit, spec.pr_number)
     training_uri = upload_if_local(clients.s3, spec.data, spec.output_s3, "training", say)
-    validation_uri = (upload_if_local(clients.s3, spec.validation_data, spec.output_s3, "validation", say)
-                      if spec.validation_data else None)
+    validation_uri = (
+        upload_if_local(clients.s3, spec.validation_data, spec.output_s3, "validation", say)
+        if spec.validation_data
+        else None
+    )
     clients.sagemaker.create_training_job(**create_request(spec, job_name, training_uri, validation_uri))
-    say(f"created training job {job_name} ({spec.instance_count} x {spec.instance_type}, image {spec.image_uri})")
+    say(
+        f"created training job {job_name} ({spec.instance_count} x {spec.instance_type}, image {spec.image_uri})"
+    )
     return job_name
 
 
@@ -116,8 +145,9 @@ class _LogTail:
 
     def poll(self) -> None:
         try:
-            streams = self.logs.describe_log_streams(logGroupName=LOG_GROUP,
-                                                     logStreamNamePrefix=f"{self.job_name}/")["logStreams"]
+            streams = self.logs.describe_log_streams(
+                logGroupName=LOG_GROUP, logStreamNamePrefix=f"{self.job_name}/"
+            )["logStreams"]
             for stream in streams:
                 name = stream["logStreamName"]
                 while True:
@@ -136,8 +166,14 @@ class _LogTail:
                 raise
 
 
-def wait(clients, job_name: str, poll_s: float, timeout_s: float, say: Callable[[str], None] = print,
-         sleep: Callable[[float], None] = time.sleep) -> dict:
+def wait(
+    clients,
+    job_name: str,
+    poll_s: float,
+    timeout_s: float,
+    say: Callable[[str], None] = print,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict:
     """Poll DescribeTrainingJob until a terminal status, printing status transitions and log lines.
 
     Same acceptors as botocore's ``training_job_completed_or_stopped`` waiter (Completed/Stopped/Failed), but
@@ -160,8 +196,10 @@ def wait(clients, job_name: str, poll_s: float, timeout_s: float, say: Callable[
             tail.poll()
             return desc
         if time.monotonic() > deadline:
-            raise TimeoutError(f"training job {job_name} still {status} after {timeout_s:.0f} s "
-                               f"(it keeps running; stop it with aws sagemaker stop-training-job)")
+            raise TimeoutError(
+                f"training job {job_name} still {status} after {timeout_s:.0f} s "
+                f"(it keeps running; stop it with aws sagemaker stop-training-job)"
+            )
         sleep(poll_s)
 
 
@@ -196,7 +234,7 @@ def collect(clients, desc: Mapping, spec: TrainingJobSpec) -> tuple[dict, dict[s
         "training_seconds": desc.get("TrainingTimeInSeconds"),
         "billable_seconds": desc.get("BillableTimeInSeconds"),
         "console_url": f"https://{spec.region}.console.aws.amazon.com/sagemaker/home?region={spec.region}"
-                       f"#/jobs/{job}",
+        f"#/jobs/{job}",
     }
     files: dict[str, bytes] = {}
     if result["status"] != "Completed":
@@ -204,22 +242,36 @@ def collect(clients, desc: Mapping, spec: TrainingJobSpec) -> tuple[dict, dict[s
     result["model_artifact"] = desc["ModelArtifacts"]["S3ModelArtifacts"]
     result["output_artifact"] = f"{output_path}/{job}/output/output.tar.gz"
     wanted = {d["Name"] for d in desc["AlgorithmSpecification"].get("MetricDefinitions", [])}
-    scraped = {m["MetricName"]: float(m["Value"]) for m in desc.get("FinalMetricDataList", [])
-               if m["MetricName"] in wanted}
+    scraped = {
+        m["MetricName"]: float(m["Value"])
+        for m in desc.get("FinalMetricDataList", [])
+        if m["MetricName"] in wanted
+    }
     try:
         files = read_model_artifact(clients.s3, result["model_artifact"])
     except (ClientError, tarfile.TarError, OSError) as e:
         result["artifact_error"] = f"{type(e).__name__}: {e}"
     from_artifact = metric_values(json.loads(files["metrics.json"])) if "metrics.json" in files else {}
-    result["final_metrics"] = {**from_artifact, **scraped}  # what SageMaker scraped wins; the artifact fills gaps
-    result["metric_sources"] = {"FinalMetricDataList": sorted(scraped), "metrics.json": sorted(set(from_artifact)
-                                                                                              - set(scraped))}
+    result["final_metrics"] = {
+        **from_artifact,
+        **scraped,
+    }  # what SageMaker scraped wins; the artifact fills gaps
+    result["metric_sources"] = {
+        "FinalMetricDataList": sorted(scraped),
+        "metrics.json": sorted(set(from_artifact) - set(scraped)),
+    }
     return result, files
 
 
-def run(clients, spec: TrainingJobSpec, result_path: Path, report_path: Path,
-        base_hyperparameters: Mapping[str, str] | None, base_label: str,
-        say: Callable[[str], None] = print) -> int:
+def run(
+    clients,
+    spec: TrainingJobSpec,
+    result_path: Path,
+    report_path: Path,
+    base_hyperparameters: Mapping[str, str] | None,
+    base_label: str,
+    say: Callable[[str], None] = print,
+) -> int:
     """Launch, wait, collect, write training_result.json + report.md; 0 only for a Completed job."""
     job_name = launch(clients, spec, say)
     try:
@@ -241,20 +293,25 @@ def run(clients, spec: TrainingJobSpec, result_path: Path, report_path: Path,
         if image in files:
             (report_path.parent / image).write_bytes(files[image])
     result["report_images"] = [i for i in IMAGE_FILES if i in files]
-    report_path.write_text(render_report(result, live, base_hyperparameters, base_label, training_report),
-                           encoding="utf-8")
+    report_path.write_text(
+        render_report(result, live, base_hyperparameters, base_label, training_report), encoding="utf-8"
+    )
     result_path.parent.mkdir(parents=True, exist_ok=True)
     result_path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     if result["status"] != "Completed":
-        say(f"training job {job_name} {result['status']}: {result.get('failure_reason') or 'no FailureReason'}")
+        say(
+            f"training job {job_name} {result['status']}: {result.get('failure_reason') or 'no FailureReason'}"
+        )
         return 1
     if spec.state_s3:
         uri = live_record.training_record_uri(spec.state_s3, spec.commit)
         live_record.write_json(clients.s3, uri, result)
         say(f"recorded {job_name} for commit {spec.commit} at {uri}")
     metrics = result["final_metrics"]
-    say(f"training job {job_name} Completed: test recall {metrics.get('test:recall', float('nan')):.4f}, "
-        f"PR-AUC {metrics.get('test:pr_auc', float('nan')):.4f}; model {result['model_artifact']}")
+    say(
+        f"training job {job_name} Completed: test recall {metrics.get('test:recall', float('nan')):.4f}, "
+        f"PR-AUC {metrics.get('test:pr_auc', float('nan')):.4f}; model {result['model_artifact']}"
+    )
     say(f"wrote {result_path} and {report_path}")
     return 0
 
@@ -277,7 +334,9 @@ def check_spec(spec: TrainingJobSpec) -> None:
             except InputError as e:
                 problems.append(str(e))
     if not spec.role_arn.startswith("arn:"):
-        problems.append(f"--role-arn must be an IAM role ARN (arn:aws:iam::<account>:role/<name>), got {spec.role_arn!r}")
+        problems.append(
+            f"--role-arn must be an IAM role ARN (arn:aws:iam::<account>:role/<name>), got {spec.role_arn!r}"
+        )
     if spec.job_name:
         try:
             names.check_name(spec.job_name, "--job-name")

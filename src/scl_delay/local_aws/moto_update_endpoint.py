@@ -20,8 +20,9 @@ def install() -> None:
     if getattr(SageMakerModelBackend, "_scl_update_endpoint", False):
         return
 
-    def update_endpoint(self, endpoint_name: str, endpoint_config_name: str,
-                        deployment_config: dict[str, Any] | None = None) -> FakeEndpoint:
+    def update_endpoint(
+        self, endpoint_name: str, endpoint_config_name: str, deployment_config: dict[str, Any] | None = None
+    ) -> FakeEndpoint:
         if endpoint_name not in self.endpoints:
             arn = FakeEndpoint.arn_formatter(endpoint_name, self.account_id, self.region_name)
             raise ValidationError(message=f"Could not find endpoint '{arn}'.")
@@ -43,7 +44,8 @@ def install() -> None:
         endpoint = self.sagemaker_backend.update_endpoint(
             endpoint_name=self._get_param("EndpointName"),
             endpoint_config_name=self._get_param("EndpointConfigName"),
-            deployment_config=self._get_param("DeploymentConfig"))
+            deployment_config=self._get_param("DeploymentConfig"),
+        )
         return ActionResult({"EndpointArn": endpoint.arn})
 
     SageMakerModelBackend.update_endpoint = update_endpoint

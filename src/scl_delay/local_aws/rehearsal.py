@@ -14,12 +14,25 @@ from pathlib import Path
 from .process import LocalProcess, free_port
 from .training_backend import ROOT
 
-SAMPLE_RECORD = {"Fecha-I": "2017-01-01 23:30:00", "Vlo-I": "226", "Ori-I": "SCEL", "Des-I": "KMIA",
-                 "Emp-I": "AAL", "OPERA": "American Airlines", "TIPOVUELO": "I", "SIGLADES": "Miami",
-                 "MES": 1, "DIA": 1, "AÑO": 2017, "DIANOM": "Domingo"}
+SAMPLE_RECORD = {
+    "Fecha-I": "2017-01-01 23:30:00",
+    "Vlo-I": "226",
+    "Ori-I": "SCEL",
+    "Des-I": "KMIA",
+    "Emp-I": "AAL",
+    "OPERA": "American Airlines",
+    "TIPOVUELO": "I",
+    "SIGLADES": "Miami",
+    "MES": 1,
+    "DIA": 1,
+    "AÑO": 2017,
+    "DIANOM": "Domingo",
+}
 
 
-def seed_dataset(s3, bucket: str, csv: Path | None = None, rows: int = 4000, key: str = "data/flights.csv") -> str:
+def seed_dataset(
+    s3, bucket: str, csv: Path | None = None, rows: int = 4000, key: str = "data/flights.csv"
+) -> str:
     """Create the bucket and upload a dataset (synthetic unless ``csv`` is given); returns its S3 URI."""
     try:
         s3.create_bucket(Bucket=bucket)
@@ -27,6 +40,7 @@ def seed_dataset(s3, bucket: str, csv: Path | None = None, rows: int = 4000, key
         pass
     if csv is None:
         from ..synthetic import generate
+
         body = generate(rows, seed=11).to_csv(index=False).encode()
     else:
         body = Path(csv).read_bytes()
@@ -43,13 +57,22 @@ def start_serve(s3, model_uri: str, workdir: Path, timeout_s: float = 30.0) -> L
     with tarfile.open(archive) as tar:
         tar.extractall(workdir / "model", filter="data")
     port = free_port()
-    env = {**os.environ, "OPT_ML_DIR": str(workdir), "SAGEMAKER_BIND_TO_PORT": str(port),
-           "MODEL_SERVER_WORKERS": "1",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "OPT_ML_DIR": str(workdir),
+        "SAGEMAKER_BIND_TO_PORT": str(port),
+        "MODEL_SERVER_WORKERS": "1",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     log_path = workdir / "serve.log"
     with open(log_path, "w") as log:
-        process = subprocess.Popen([str(ROOT / "container" / "serve")], stdout=log, stderr=subprocess.STDOUT,
-                                   env=env, start_new_session=True)
+        process = subprocess.Popen(
+            [str(ROOT / "container" / "serve")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     serve = LocalProcess(f"http://127.0.0.1:{port}", process, log_path)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

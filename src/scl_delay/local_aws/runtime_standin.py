@@ -32,8 +32,14 @@ MAX_BODY_BYTES = 6 * 1024 * 1024
 class RuntimeStandin:
     """Routes endpoint name -> upstream base URL; ``default`` serves any endpoint not routed."""
 
-    def __init__(self, default: str | None = None, routes: dict[str, str] | None = None,
-                 host: str = "127.0.0.1", port: int = 0, region: str = "us-east-1"):
+    def __init__(
+        self,
+        default: str | None = None,
+        routes: dict[str, str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        region: str = "us-east-1",
+    ):
         self.default, self.routes, self.region = default, dict(routes or {}), region
         self.calls: list[dict] = []
         standin = self
@@ -77,8 +83,12 @@ class RuntimeStandin:
         h.wfile.write(body)
 
     def _error(self, h, status: int, code: str, fields: dict) -> None:
-        self._reply(h, status, json.dumps(fields).encode(), {"Content-Type": "application/json",
-                                                            "x-amzn-ErrorType": code})
+        self._reply(
+            h,
+            status,
+            json.dumps(fields).encode(),
+            {"Content-Type": "application/json", "x-amzn-ErrorType": code},
+        )
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("Content-Length") or 0)
@@ -90,33 +100,55 @@ class RuntimeStandin:
         self.calls.append({"endpoint": endpoint, "headers": dict(h.headers), "body": body})
         upstream = self.routes.get(endpoint, self.default)
         if upstream is None:
-            return self._error(h, 400, "ValidationError",
-                               {"message": f"Endpoint {endpoint} of account {ACCOUNT} not found."})
+            return self._error(
+                h, 400, "ValidationError", {"message": f"Endpoint {endpoint} of account {ACCOUNT} not found."}
+            )
         if len(body) > MAX_BODY_BYTES:
             return self._error(h, 413, "ValidationError", {"message": "Request body exceeds 6 MB"})
         headers = {k: h.headers[k] for k in FORWARDED if h.headers.get(k)}
-        request = urllib.request.Request(f"{upstream.rstrip('/')}/invocations", data=body, headers=headers,
-                                         method="POST")
+        request = urllib.request.Request(
+            f"{upstream.rstrip('/')}/invocations", data=body, headers=headers, method="POST"
+        )
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-                out = {"Content-Type": response.headers.get("Content-Type", "application/octet-stream"),
-                       "x-Amzn-Invoked-Production-Variant": "AllTraffic"}
+                out = {
+                    "Content-Type": response.headers.get("Content-Type", "application/octet-stream"),
+                    "x-Amzn-Invoked-Production-Variant": "AllTraffic",
+                }
                 if response.headers.get("X-Amzn-SageMaker-Custom-Attributes"):
-                    out["X-Amzn-SageMaker-Custom-Attributes"] = response.headers["X-Amzn-SageMaker-Custom-Attributes"]
+                    out["X-Amzn-SageMaker-Custom-Attributes"] = response.headers[
+                        "X-Amzn-SageMaker-Custom-Attributes"
+                    ]
                 return self._reply(h, 200, response.read(), out)
         except urllib.error.HTTPError as e:
             original = e.read().decode("utf-8", "replace")
             kind = "client" if e.code < 500 else "server"
-            log = (f"arn:aws:logs:{self.region}:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{endpoint}")
-            return self._error(h, 424, "ModelError", {
-                "ErrorCode": f"{kind.upper()}_ERROR_FROM_MODEL", "OriginalStatusCode": e.code,
-                "OriginalMessage": original, "LogStreamArn": log,
-                "Message": f"Received {kind} error ({e.code}) from primary with message \"{original}\". "
-                           f"See {log} in account {ACCOUNT} for more information."})
+            log = f"arn:aws:logs:{self.region}:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{endpoint}"
+            return self._error(
+                h,
+                424,
+                "ModelError",
+                {
+                    "ErrorCode": f"{kind.upper()}_ERROR_FROM_MODEL",
+                    "OriginalStatusCode": e.code,
+                    "OriginalMessage": original,
+                    "LogStreamArn": log,
+                    "Message": f'Received {kind} error ({e.code}) from primary with message "{original}". '
+                    f"See {log} in account {ACCOUNT} for more information.",
+                },
+            )
         except (urllib.error.URLError, OSError) as e:
-            return self._error(h, 424, "ModelError", {
-                "ErrorCode": "SERVER_ERROR_FROM_MODEL", "OriginalStatusCode": 502, "OriginalMessage": "",
-                "Message": f"could not reach the model container at {upstream}: {e}"})
+            return self._error(
+                h,
+                424,
+                "ModelError",
+                {
+                    "ErrorCode": "SERVER_ERROR_FROM_MODEL",
+                    "OriginalStatusCode": 502,
+                    "OriginalMessage": "",
+                    "Message": f"could not reach the model container at {upstream}: {e}",
+                },
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,7 +38,7 @@ SIGTERM_GRACE_S = 120
 
 @dataclass
 class TrainingOutcome:
-    status: str                      # Completed | Failed | Stopped
+    status: str  # Completed | Failed | Stopped
     secondary_status: str
     failure_reason: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
@@ -79,20 +79,27 @@ def lay_out_opt_ml(root: Path, job: Mapping, s3) -> None:
         bucket, prefix = _split_s3(source["S3Uri"])
         target = root / "input" / "data" / name
         target.mkdir(parents=True, exist_ok=True)
-        keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-                for o in page.get("Contents", [])]
+        keys = [
+            o["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for o in page.get("Contents", [])
+        ]
         for key in keys:
-            relative = key[len(prefix):].lstrip("/") or Path(key).name
+            relative = key[len(prefix) :].lstrip("/") or Path(key).name
             (target / relative).parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(bucket, key, str(target / relative))
-        channels[name] = {"ContentType": channel.get("ContentType", ""), "TrainingInputMode":
-                          channel.get("InputMode", "File"), "S3DistributionType":
-                          source.get("S3DataDistributionType", "FullyReplicated"), "RecordWrapperType": "None"}
+        channels[name] = {
+            "ContentType": channel.get("ContentType", ""),
+            "TrainingInputMode": channel.get("InputMode", "File"),
+            "S3DistributionType": source.get("S3DataDistributionType", "FullyReplicated"),
+            "RecordWrapperType": "None",
+        }
     hosts = [f"algo-{i + 1}" for i in range(job.get("ResourceConfig", {}).get("InstanceCount", 1))]
     (config / "hyperparameters.json").write_text(json.dumps(job.get("HyperParameters") or {}))
     (config / "inputdataconfig.json").write_text(json.dumps(channels))
-    (config / "resourceconfig.json").write_text(json.dumps(
-        {"current_host": hosts[0], "hosts": hosts, "network_interface_name": "eth0"}))
+    (config / "resourceconfig.json").write_text(
+        json.dumps({"current_host": hosts[0], "hosts": hosts, "network_interface_name": "eth0"})
+    )
     for sub in ("model", "output/data", "output/intermediate"):
         (root / sub).mkdir(parents=True, exist_ok=True)
 
@@ -135,8 +142,13 @@ class _LogWriter:
         self.buffer, self.last_flush = [], time.monotonic()
 
 
-def run_training_job(job: Mapping, s3, logs, workdir: Path,
-                     on_status: Callable[[str, str], None] = lambda status, message: None) -> TrainingOutcome:
+def run_training_job(
+    job: Mapping,
+    s3,
+    logs,
+    workdir: Path,
+    on_status: Callable[[str, str], None] = lambda status, message: None,
+) -> TrainingOutcome:
     """Run one job (a DescribeTrainingJob-shaped mapping) to the end; never raises for a job failure."""
     started = time.monotonic()
     name = job["TrainingJobName"]
@@ -146,14 +158,22 @@ def run_training_job(job: Mapping, s3, logs, workdir: Path,
     on_status("Training", "Training image download completed. Training in progress.")
     # One OpenMP thread unless told otherwise: local jobs share the machine (with each other and with tests),
     # and XGBoost's spinning OpenMP threads then slow a fit down 100x (measured: 30 s vs 0.2 s on 2 busy cores).
-    env = {"OMP_NUM_THREADS": "1", **os.environ, **(job.get("Environment") or {}), "OPT_ML_DIR": str(opt_ml),
-           "TRAINING_JOB_NAME": name, "TRAINING_JOB_ARN": job.get("TrainingJobArn", ""),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        "OMP_NUM_THREADS": "1",
+        **os.environ,
+        **(job.get("Environment") or {}),
+        "OPT_ML_DIR": str(opt_ml),
+        "TRAINING_JOB_NAME": name,
+        "TRAINING_JOB_ARN": job.get("TrainingJobArn", ""),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     command = train_command(opt_ml, job["AlgorithmSpecification"]["TrainingImage"])
     max_runtime = job.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400)
     writer = _LogWriter(logs, name)
     lines: list[str] = []
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
     timer = threading.Timer(max_runtime, proc.terminate)
     timer.start()
     try:
@@ -175,8 +195,15 @@ def run_training_job(job: Mapping, s3, logs, workdir: Path,
         s3.put_object(Bucket=bucket, Key=f"{prefix}/model.tar.gz", Body=_tar_gz(opt_ml / "model"))
         return TrainingOutcome("Completed", "Completed", None, metrics, code, seconds, lines)
     if timed_out:
-        return TrainingOutcome("Stopped", "MaxRuntimeExceeded", "Training job reached MaxRuntimeInSeconds",
-                               metrics, code, seconds, lines)
+        return TrainingOutcome(
+            "Stopped",
+            "MaxRuntimeExceeded",
+            "Training job reached MaxRuntimeInSeconds",
+            metrics,
+            code,
+            seconds,
+            lines,
+        )
     failure = opt_ml / "output" / "failure"
     text = failure.read_text(encoding="utf-8", errors="replace") if failure.is_file() else ""
     reason = f"AlgorithmError: {text or f'train exited with code {code} and wrote no failure file'}"
@@ -184,6 +211,7 @@ def run_training_job(job: Mapping, s3, logs, workdir: Path,
 
 
 # ------------------------------------------------------------------------------- the hook inside moto's server
+
 
 def install(endpoint_url: str, workdir: Path) -> None:
     """Make moto's CreateTrainingJob start a real local run instead of completing at once."""
@@ -203,12 +231,17 @@ def install(endpoint_url: str, workdir: Path) -> None:
         job.environment = environment
         now = datetime.now(UTC)
         job.training_job_status, job.secondary_status = "InProgress", "Starting"
-        job.secondary_status_transitions = [{"Status": "Starting", "StartTime": now,
-                                             "StatusMessage": "Preparing the instances for training"}]
+        job.secondary_status_transitions = [
+            {"Status": "Starting", "StartTime": now, "StatusMessage": "Preparing the instances for training"}
+        ]
         job.final_metric_data_list, job.training_end_time = [], None
         region = self.sagemaker_backend.region_name
-        threading.Thread(target=_run_in_background, args=(job, region, endpoint_url, workdir),
-                         name=f"train-{job.training_job_name}", daemon=True).start()
+        threading.Thread(
+            target=_run_in_background,
+            args=(job, region, endpoint_url, workdir),
+            name=f"train-{job.training_job_name}",
+            daemon=True,
+        ).start()
         return result
 
     SageMakerResponse.create_training_job = create_training_job
@@ -218,33 +251,51 @@ def install(endpoint_url: str, workdir: Path) -> None:
 def _run_in_background(job, region: str, endpoint_url: str, workdir: Path) -> None:
     import boto3
 
-    kwargs = {"endpoint_url": endpoint_url, "region_name": region, "aws_access_key_id": "testing",
-              "aws_secret_access_key": "testing"}
+    kwargs = {
+        "endpoint_url": endpoint_url,
+        "region_name": region,
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+    }
     s3, logs = boto3.client("s3", **kwargs), boto3.client("logs", **kwargs)
 
     def on_status(status: str, message: str) -> None:
         now = datetime.now(UTC)
         if job.secondary_status_transitions:
             job.secondary_status_transitions[-1].setdefault("EndTime", now)
-        job.secondary_status_transitions.append({"Status": status, "StartTime": now, "StatusMessage": message})
+        job.secondary_status_transitions.append(
+            {"Status": status, "StartTime": now, "StatusMessage": message}
+        )
         job.secondary_status = status
         job.last_modified_time = now
 
-    described = {"TrainingJobName": job.training_job_name, "TrainingJobArn": job.arn,
-                 "HyperParameters": job.hyper_parameters, "AlgorithmSpecification": job.algorithm_specification,
-                 "InputDataConfig": job.input_data_config, "OutputDataConfig": job.output_data_config,
-                 "ResourceConfig": job.resource_config, "StoppingCondition": job.stopping_condition or {},
-                 "Environment": job.environment}
+    described = {
+        "TrainingJobName": job.training_job_name,
+        "TrainingJobArn": job.arn,
+        "HyperParameters": job.hyper_parameters,
+        "AlgorithmSpecification": job.algorithm_specification,
+        "InputDataConfig": job.input_data_config,
+        "OutputDataConfig": job.output_data_config,
+        "ResourceConfig": job.resource_config,
+        "StoppingCondition": job.stopping_condition or {},
+        "Environment": job.environment,
+    }
     try:
         outcome = run_training_job(described, s3, logs, Path(workdir), on_status)
     except Exception as e:  # noqa: BLE001 - a backend bug must still end the job, visibly
         outcome = TrainingOutcome("Failed", "Failed", f"InternalServerError: local training backend: {e!r}")
         print(f"local training backend: {job.training_job_name}: {e!r}", file=sys.stderr, flush=True)
     now = datetime.now(UTC)
-    on_status(outcome.secondary_status, {"Completed": "Training job completed",
-                                         "Failed": "Training job failed"}.get(outcome.status, outcome.status))
+    on_status(
+        outcome.secondary_status,
+        {"Completed": "Training job completed", "Failed": "Training job failed"}.get(
+            outcome.status, outcome.status
+        ),
+    )
     job.secondary_status_transitions[-1]["EndTime"] = now
-    job.final_metric_data_list = [{"MetricName": k, "Value": v, "Timestamp": now} for k, v in outcome.metrics.items()]
+    job.final_metric_data_list = [
+        {"MetricName": k, "Value": v, "Timestamp": now} for k, v in outcome.metrics.items()
+    ]
     job.failure_reason = outcome.failure_reason
     job.training_end_time = now
     job.training_time_in_seconds = job.billable_time_in_seconds = outcome.seconds
