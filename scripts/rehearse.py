@@ -21,11 +21,11 @@ from pathlib import Path
 
 import boto3
 
+from local_aws.moto_server import start_moto_server
+from local_aws.rehearsal import SAMPLE_RECORD, seed_dataset, start_serve
+from local_aws.runtime_standin import RuntimeStandin
+from local_aws.training_backend import TRAIN_COMMAND_ENV
 from scl_delay.aws.cli import deploy_main, training_job_main
-from scl_delay.local_aws.moto_server import start_moto_server
-from scl_delay.local_aws.rehearsal import SAMPLE_RECORD, seed_dataset, start_serve
-from scl_delay.local_aws.runtime_standin import RuntimeStandin
-from scl_delay.local_aws.training_backend import TRAIN_COMMAND_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 ROLE = "arn:aws:iam::123456789012:role/scl-delay-sagemaker-execution"

@@ -1,6 +1,6 @@
 """The inference server: SageMaker's /ping, /invocations and /execution-parameters. The sole Flask importer.
 
-``Scorer`` is transport-free (raw columns -> predictions, with a per-worker prediction cache);
+Scoring itself (``scoring.Scorer``, its prediction cache and explanations) is transport-free;
 ``create_app`` is the thin Flask adapter with the one error -> status table.
 
 Per-request options, by precedence: query parameter, then ``X-Amzn-SageMaker-Custom-Attributes``
@@ -25,12 +25,11 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from urllib.parse import parse_qsl
 
-import numpy as np
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from .artifact import LoadedModel, load_model
-from .codec import CSV, Explanation, decode_records, encode_predictions, negotiate
+from .codec import CSV, decode_records, encode_predictions, negotiate
 from .errors import (
     ArtifactError,
     InputError,
@@ -40,8 +39,7 @@ from .errors import (
     RequestParameterError,
     UnsupportedMediaTypeError,
 )
-from .features import build_features
-from .schema import parse_columns
+from .scoring import Scorer
 from .settings import ServeSettings, parse_output
 
 log = logging.getLogger(__name__)
@@ -66,90 +64,6 @@ def status_for(error: InputError) -> int:
         if cls in _STATUS:
             return _STATUS[cls]
     return 400
-
-
-class Scorer:
-    """Raw columns -> (probabilities, decisions), all-or-nothing on invalid records.
-
-    Predictions are remembered per worker process in a bounded FIFO cache keyed by the record's model
-    inputs (the schema's fields, as sent): the model is deterministic and real traffic repeats flights,
-    while one XGBoost call costs ~0.3-0.5 ms even for one row. ``cache_size=0`` turns it off.
-    """
-
-    def __init__(self, model: LoadedModel, cache_size: int):
-        self.model, self.cache_size = model, cache_size
-        self.fields = model.input_schema.fields
-        self.cache: dict[tuple, tuple[float, bool]] = {}
-
-    def _predict(self, raw: dict[str, list], n: int, index: list[int] | None = None):
-        columns, errors = parse_columns(raw, n, self.model.input_schema)
-        if errors:
-            e = errors[0]
-            raise InvalidRecordError(e.index if index is None else index[e.index], e.field, e.reason)
-        X = build_features(columns, self.model.spec)
-        p = self.model.predictor.predict_proba(X)
-        return X, p, p >= self.model.threshold  # numpy's float32 comparison, exactly as `train` decides
-
-    def score(self, raw: dict[str, list], n: int) -> tuple[list[float], list[bool]]:
-        if not self.cache_size:
-            _, p, d = self._predict(raw, n)
-            return p.tolist(), d.tolist()
-        # a CSV header may leave fields out: the codec omits them; schema.py names the missing required ones
-        missing_column = [None] * n
-        cache, columns = self.cache, [raw.get(f, missing_column) for f in self.fields]
-        keys = [_key(values) for values in zip(*columns)]
-        found = [cache.get(k) if k is not None else None for k in keys]
-        missing = [i for i, hit in enumerate(found) if hit is None]
-        if missing:
-            sub = (
-                raw
-                if len(missing) == n
-                else {f: [c[i] for i in missing] for f, c in zip(self.fields, columns)}
-            )
-            _, p, d = self._predict(sub, len(missing), None if len(missing) == n else missing)
-            for i, hit in zip(missing, zip(p.tolist(), d.tolist())):
-                found[i] = hit
-                if keys[i] is not None:
-                    self._remember(keys[i], hit)
-        return [h[0] for h in found], [h[1] for h in found]
-
-    def _remember(self, key: tuple, hit: tuple[float, bool]) -> None:
-        cache = self.cache
-        if len(cache) >= self.cache_size:
-            try:
-                del cache[next(iter(cache))]  # the oldest entry (dicts keep insertion order)
-            except (RuntimeError, KeyError, StopIteration):  # another thread got there first
-                pass
-        cache[key] = hit
-
-    def explain(
-        self, raw: dict[str, list], n: int, top: int
-    ) -> tuple[list[float], list[bool], list[Explanation]]:
-        X, p, d = self._predict(raw, n)
-        contributions = self.model.predictor.contributions(X)[:, :-1]  # the last column is the bias
-        names = self.model.spec.names
-        explanations = []
-        for row in contributions:
-            order = np.argsort(-row, kind="stable")
-            up = tuple((names[j], float(row[j])) for j in order[:top] if row[j] > 0)
-            down = tuple((names[j], float(row[j])) for j in order[::-1][:top] if row[j] < 0)
-            explanations.append(Explanation(up, down))
-        return p.tolist(), d.tolist(), explanations
-
-
-def _key(values: tuple) -> tuple | None:
-    """A hashable cache key that tells ``1`` from ``"1"``, ``True`` and ``1.0``; None when unhashable."""
-    for v in values:
-        if type(v) is not str:
-            break
-    else:
-        return values
-    try:
-        key = tuple(v if type(v) is str else (type(v).__name__, v) for v in values)
-        hash(key)
-    except TypeError:
-        return None
-    return key
 
 
 def request_options(

@@ -33,7 +33,7 @@ from .aws_helpers import (
 
 @pytest.fixture(scope="session")
 def moto(tmp_path_factory):
-    from scl_delay.local_aws.moto_server import start_moto_server
+    from local_aws.moto_server import start_moto_server
 
     root = tmp_path_factory.mktemp("moto")
     server = start_moto_server(root / "jobs", root / "moto.log")

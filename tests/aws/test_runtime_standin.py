@@ -15,7 +15,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from scl_delay.local_aws.runtime_standin import RuntimeStandin
+from local_aws.runtime_standin import RuntimeStandin
 
 from .aws_helpers import REGION
 

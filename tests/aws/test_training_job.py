@@ -1,7 +1,7 @@
 """training_job.py against a real moto server, with the local training backend really running `train`.
 
 moto alone would mark the job Completed at once with fake metrics and no artifact; here the backend
-(scl_delay.local_aws.training_backend, patched into the moto server process) runs container/train on an
+(local_aws.training_backend, patched into the moto server process) runs container/train on an
 /opt/ml tree, uploads model.tar.gz / output.tar.gz to moto's S3, and scrapes the job's stdout with the
 MetricDefinitions training_job.py sent: FinalMetricDataList is therefore the product of our regexes.
 """

@@ -39,7 +39,7 @@ def seed_dataset(
     except s3.exceptions.BucketAlreadyOwnedByYou:
         pass
     if csv is None:
-        from ..synthetic import generate
+        from scl_delay.synthetic import generate
 
         body = generate(rows, seed=11).to_csv(index=False).encode()
     else:

@@ -1,6 +1,6 @@
 """moto's server in its own process, with the local stand-ins patched in before it serves.
 
-    python -m scl_delay.local_aws.moto_server --port 0 --workdir /tmp/sm-jobs
+    python -m local_aws.moto_server --port 0 --workdir /tmp/sm-jobs
     # prints "moto ready at http://127.0.0.1:<port>"; clients use AWS_ENDPOINT_URL=<that URL>
 
 ``start_moto_server`` does the same from Python (tests, scripts/rehearse.py) and returns a handle that
@@ -85,7 +85,7 @@ def start_moto_server(
             [
                 sys.executable,
                 "-m",
-                "scl_delay.local_aws.moto_server",
+                "local_aws.moto_server",
                 "--port",
                 "0",
                 "--workdir",

@@ -7,7 +7,7 @@ A container 4xx/5xx comes back the way real callers see it: HTTP 424 ``ModelErro
 ``OriginalStatusCode`` and ``OriginalMessage`` (botocore raises ``ModelError``). An endpoint with no route is
 ``ValidationError`` 400, as for an endpoint that does not exist.
 
-    python -m scl_delay.local_aws.runtime_standin --upstream http://127.0.0.1:8080 --port 0
+    python -m local_aws.runtime_standin --upstream http://127.0.0.1:8080 --port 0
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TRAIN = ROOT / "container" / "train"
 # shlex string; {opt_ml} and {image} are substituted, e.g. "podman run --rm -v {opt_ml}:/opt/ml {image} train"
 TRAIN_COMMAND_ENV = "SCL_LOCAL_TRAIN_COMMAND"
