@@ -35,7 +35,7 @@ class Scorer:
         return X, p, p >= self.model.threshold  # numpy's float32 comparison, exactly as `train` decides
 
     def score(self, raw: dict[str, list], n: int) -> tuple[list[float], list[bool]]:
-        if not self.cache_size:
+        if not self.cache.serves(n):  # off, or a batch too large to gain from it
             _, p, d = self._predict(raw, n)
             return p.tolist(), d.tolist()
         # a CSV header may leave fields out: the codec omits them; schema.py names the missing required ones
