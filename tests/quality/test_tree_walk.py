@@ -1,0 +1,109 @@
+"""The NumPy tree walk gives XGBoost's very probabilities, on every row, whatever the request size.
+
+Models are fitted in-process on a time prefix of the data, so later rows carry airlines and destinations
+the vocabulary never saw (scored as missing, as training scores them). Some training values are blanked
+so that both default directions occur on numeric splits; ``max_cat_to_onehot=1`` makes partition splits
+(sets of several categories) instead of one-hot ones. Runs on synthetic data always, and on every row of
+the real dataset when SCL_DATASET names it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scl_delay.dataset import load_channel
+from scl_delay.features import build_features, fit_feature_spec
+from scl_delay.hyperparameters import parse_hyperparameters
+from scl_delay.model import Predictor, Split, fit_booster, predict_proba
+from scl_delay.synthetic import generate
+
+VARIANTS = {
+    "full, one-hot categories": ("full", {}),
+    "full, partition categories, depth 6": ("full", {"max_cat_to_onehot": 1, "max_depth": 6}),
+    "challenge": ("challenge", {}),
+}
+CHUNK_ROWS = 1000  # the walk holds rows x trees node ids at once: check in chunks
+
+
+@pytest.fixture(scope="module", params=["synthetic", "SCL_DATASET"])
+def data_file(request, tmp_path_factory) -> Path:
+    if request.param == "SCL_DATASET":
+        named = os.environ.get("SCL_DATASET")
+        if not named:
+            pytest.skip("SCL_DATASET is not set (CI sets it to ../shared/data/dataset_SCL.csv)")
+        return Path(named)
+    path = tmp_path_factory.mktemp("walk") / "flights.csv"
+    generate(6000, seed=11).to_csv(path, index=False)
+    return path
+
+
+@functools.cache
+def fit_on_prefix(data_file: Path, variant: str) -> tuple[Predictor, np.ndarray]:
+    """A predictor fitted on the first 70% of flights by time, and the features of every flight."""
+    feature_set, overrides = VARIANTS[variant]
+    flights = load_channel(data_file, max_invalid_fraction=1.0)
+    order = np.argsort(flights.columns.scheduled, kind="stable")
+    cut_train, cut_valid = int(len(order) * 0.7), int(len(order) * 0.8)
+    train, valid = (
+        flights.columns.subset(order[:cut_train]),
+        flights.columns.subset(order[cut_train:cut_valid]),
+    )
+    spec = fit_feature_spec(train, feature_set)
+    hp = parse_hyperparameters({"num_round": 150, "early_stopping_rounds": 20, "eta": 0.1, **overrides})
+    X_train = build_features(train, spec)
+    rng = np.random.default_rng(3)
+    numeric = np.array([t == "q" for t in spec.types])
+    X_train[(rng.random(X_train.shape) < 0.03) & numeric] = np.nan  # both default directions get learned
+    booster = fit_booster(
+        Split(X_train, flights.label[order[:cut_train]]),
+        Split(build_features(valid, spec), flights.label[order[cut_train:cut_valid]]),
+        spec,
+        hp,
+    )
+    predictor = Predictor.from_bytes(bytes(booster.save_raw("ubj")), spec, threshold=0.5)
+    return predictor, build_features(flights.columns, spec)
+
+
+@pytest.mark.quality
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_tree_walk_gives_xgboosts_probabilities_on_every_row(data_file, variant):
+    predictor, X = fit_on_prefix(data_file, variant)
+    assert predictor.walk is not None, "the walk turned itself off for this model"
+    assert predictor.walk_max_rows >= 1
+    rng = np.random.default_rng(5)
+    blanked = X.copy()
+    blanked[rng.random(X.shape) < 0.05] = np.nan
+    rows = np.concatenate([X, blanked, predictor.walk.probe_rows(5000, seed=9)])
+    unknown = np.isnan(X[:, [i for i, t in enumerate(predictor.spec.types) if t == "c"]]).any(axis=1)
+    if predictor.spec.feature_set == "full" and data_file.name != "flights.csv":
+        assert unknown.any(), "the prefix should leave later destinations unknown"
+    worst, differing = 0.0, 0
+    for start in range(0, len(rows), CHUNK_ROWS):
+        chunk = rows[start : start + CHUNK_ROWS]
+        walked = predictor.walk.predict_proba(chunk)
+        expected = predict_proba(predictor.booster, chunk, predictor.iteration_range)
+        worst = max(worst, float(np.abs(walked.astype(np.float64) - expected).max()))
+        differing += int(np.count_nonzero(walked != expected))
+    assert worst <= 1e-6, f"max |walk - XGBoost| = {worst:.3g} over {len(rows)} rows"
+    assert differing == 0, f"{differing} of {len(rows)} rows differ in some bit from XGBoost"
+
+
+@pytest.mark.quality
+def test_predictor_answers_the_same_whichever_engine_scores_a_request(data_file):
+    predictor, X = fit_on_prefix(data_file, "full, one-hot categories")
+    small = predictor.walk_max_rows
+    rows = X[: 3 * small + 7]
+    one_by_one = np.concatenate([predictor.predict_proba(rows[i : i + 1]) for i in range(len(rows))])
+    in_small_batches = np.concatenate(
+        [predictor.predict_proba(rows[i : i + small]) for i in range(0, len(rows), small)]
+    )
+    as_one_batch = predictor.predict_proba(rows)  # more rows than the walk takes: XGBoost
+    assert len(rows) > small
+    assert np.array_equal(one_by_one, as_one_batch)
+    assert np.array_equal(in_small_batches, as_one_batch)
