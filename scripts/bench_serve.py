@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
-"""Serving benchmark (issue 3): container/serve on loopback, driven by wrk; prints a markdown table.
+"""Serving benchmark (issues 10 and 15): container/serve on loopback against a constant-returning Flask app
+under the same gunicorn settings, driven by wrk, with distinct real records; prints a markdown table.
 
-    .venv/bin/python scripts/bench_serve.py [--model-dir DIR] [--duration 20] [--worker-class gthread]
+    .venv/bin/python scripts/bench_serve.py [--model-dir DIR] [--duration 10] [--repeats 2]
 
-Without --model-dir it trains one first with container/train's code (train.py) on the real dataset named
-by SCL_DATASET, or else on 20,000 synthetic rows. Requests use real-looking records from that dataset:
-single-record JSON bodies rotating over --distinct records, and 1,000-record CSV bodies. Each scenario
-runs with the prediction cache on (the default) and off (SCL_PREDICTION_CACHE_SIZE=0), so the table
-shows both the cached and the cold cost. wrk shares the machine's cores with the server, as in the
-floors: >= 3,000 req/s single-record with p99 <= 25 ms and no errors over >= 50,000 requests;
->= 200,000 records/s with 1,000-record CSV; RSS of all server processes <= 600 MB.
-Needs wrk (Debian: `apt-get install -y wrk`; the script tries that when running as root).
+Without --model-dir it trains one first (train.py) on the dataset named by SCL_DATASET, or else on 20,000
+synthetic rows. Every request carries records of that dataset that no other request of the run carries:
+copies of the year shifted by whole weeks (the weekday stays), so the prediction cache never answers by
+accident. Three servers run side by side: the cache off (SCL_PREDICTION_CACHE_SIZE=0), the cache on with
+the default settings and filled before it is measured (several times its size of other distinct records,
+as after hours of traffic), and the constant app (the floor). Single-record runs are interleaved
+(off, floor, on, floor, ...) and reported as ratios to the floor of the same run; 1,000-record CSV bodies
+are reported in records/s beside XGBoost's own in-process throughput on the same rows. wrk shares the
+machine's cores with the servers. Floors (issues 10 and 15): single-record cache off >= 0.80x the floor,
+p99 <= 20 ms, no errors over >= 50,000 requests; CSV cache off >= 200,000 records/s; cache on (full)
+>= 0.95x cache off for both. Needs wrk (Debian's package; installed with apt-get when run as root).
 """
 
 from __future__ import annotations
@@ -18,49 +22,43 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import itertools
 import json
 import os
 import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-FIELDS = (
-    "Fecha-I",
-    "Vlo-I",
-    "Ori-I",
-    "Des-I",
-    "Emp-I",
-    "DIA",
-    "MES",
-    "AÑO",
-    "DIANOM",
-    "TIPOVUELO",
-    "OPERA",
-    "SIGLAORI",
-    "SIGLADES",
-)
+FIELDS = ("Fecha-I", "Vlo-I", "Ori-I", "Des-I", "Emp-I", "DIA", "MES", "AÑO", "DIANOM", "TIPOVUELO", "OPERA")
+FIELDS += ("SIGLAORI", "SIGLADES")
+SEPARATOR = "\x1e"  # ASCII record separator between request bodies in a wrk body file
+FILL_BODY_RECORDS = 4  # records per cache-filling request: requests up to this size use the cache
+FILL_FACTOR = 1.5  # records sent to fill the cache, per cache entry of all workers
 
 
 def ensure_wrk() -> str:
+    """wrk from PATH, else Debian's package (apt-get, as root; the package lists refreshed if need be)."""
+    if not shutil.which("wrk") and os.geteuid() == 0 and shutil.which("apt-get"):
+        for step in (["install", "-y", "-q", "wrk"], ["update", "-q"], ["install", "-y", "-q", "wrk"]):
+            if not shutil.which("wrk"):
+                print(f"wrk missing: apt-get {' '.join(step)}", file=sys.stderr)
+                subprocess.run(["apt-get", *step], check=False, stdout=subprocess.DEVNULL)
     found = shutil.which("wrk")
-    if found:
-        return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        print("wrk missing: apt-get install -y wrk", file=sys.stderr)
-        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=False, stdout=subprocess.DEVNULL)
-        found = shutil.which("wrk")
-        if found:
-            return found
-    sys.exit("wrk is needed: install it with `sudo apt-get install -y wrk` (Debian/Ubuntu)")
+    if not found:
+        sys.exit("wrk is needed: install it with `sudo apt-get install -y wrk` (Debian/Ubuntu)")
+    return found
 
 
 def free_port() -> int:
@@ -92,32 +90,41 @@ def dataset(workdir: Path) -> Path:
 def train(data: Path, workdir: Path) -> Path:
     model_dir = workdir / "model"
     print(f"training on {data} ...", file=sys.stderr)
+    args = ["--data", str(data), "--model-dir", str(model_dir), "--output-dir", str(workdir / "output")]
     subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "train.py"),
-            "--data",
-            str(data),
-            "--model-dir",
-            str(model_dir),
-            "--output-dir",
-            str(workdir / "output"),
-        ],
-        check=True,
-        env=env_with(),
-        stdout=subprocess.DEVNULL,
+        [sys.executable, str(ROOT / "train.py"), *args], check=True, env=env_with(), stdout=subprocess.DEVNULL
     )
     return model_dir
 
 
-def sample_rows(data: Path, n: int) -> list[dict]:
+def read_rows(data: Path, known: dict[str, set[str]] | None) -> list[tuple[dict, datetime]]:
+    """The dataset's records (the columns a client sends) with their parsed scheduled time."""
+    rows = []
     with open(data, encoding="utf-8", newline="") as f:
-        rows = []
         for row in csv.DictReader(f):
-            rows.append({k: row[k] for k in FIELDS if k in row})
-            if len(rows) >= n:
-                break
+            record = {k: row[k] for k in FIELDS if k in row}
+            if known and not all(record.get(f, "").strip() in allowed for f, allowed in known.items()):
+                continue
+            try:
+                rows.append((record, datetime.strptime(record["Fecha-I"], "%Y-%m-%d %H:%M:%S")))
+            except (KeyError, ValueError):
+                continue  # one week's copy would equal the next: not a distinct record
     return rows
+
+
+def distinct_records(rows: list[tuple[dict, datetime]]) -> Iterator[dict]:
+    """The rows, then the rows a week later, two weeks later, ...: never the same record twice."""
+    for weeks in itertools.count():
+        shift = timedelta(weeks=weeks)
+        for record, scheduled in rows:
+            when = scheduled + shift
+            yield {
+                **record,
+                "Fecha-I": when.strftime("%Y-%m-%d %H:%M:%S"),
+                "DIA": str(when.day),
+                "MES": str(when.month),
+                "AÑO": str(when.year),
+            }
 
 
 def csv_body(rows: list[dict]) -> str:
@@ -128,67 +135,88 @@ def csv_body(rows: list[dict]) -> str:
     return out.getvalue()
 
 
-def lua_script(path: Path, bodies: list[str], content_type: str) -> Path:
-    """A wrk script cycling over ``bodies`` (kept in files beside it: Lua has no \\u escapes)."""
-    files = []
-    for i, body in enumerate(bodies):
-        files.append(path.with_name(f"{path.stem}-{i}.body"))
-        files[-1].write_text(body, encoding="utf-8")
-    lines = [
-        "bodies = {}",
-        f"for _, name in ipairs({{{', '.join(json.dumps(str(f)) for f in files)}}}) do",
-        '  local f = assert(io.open(name, "rb")); bodies[#bodies + 1] = f:read("*all"); f:close()',
-        "end",
-        f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "{content_type}"',
-        "requests, counter = {}, 0",
-        "init = function(args)",  # format every request once: per-request wrk.format costs wrk's CPU
-        '  for i, body in ipairs(bodies) do requests[i] = wrk.format(nil, "/invocations", nil, body) end',
-        "end",
-        "request = function()",
-        "  counter = counter + 1",
-        "  return requests[(counter % #requests) + 1]",
-        "end",
-    ]
-    path.write_text("\n".join(lines) + "\n")
+def json_bodies(records: Iterator[dict], count: int, per_body: int = 1) -> list[str]:
+    if per_body == 1:
+        return [json.dumps(r, ensure_ascii=False) for r in itertools.islice(records, count)]
+    return [json.dumps(list(itertools.islice(records, per_body)), ensure_ascii=False) for _ in range(count)]
+
+
+def wrk_script(path: Path, bodies: list[str], content_type: str, threads: int, close: bool = False) -> Path:
+    """A wrk script whose threads send disjoint shares of ``bodies``, each once; ``done`` prints how many
+    a thread sent against how many it had, so a run that ran out (and repeated) is flagged. ``close``:
+    a new connection per request, so that every request goes to whichever worker accepts it."""
+    body_file = path.with_suffix(".bodies")
+    body_file.write_text(SEPARATOR.join(bodies), encoding="utf-8")
+    path.write_text(
+        f"""
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "{content_type}"
+{'wrk.headers["Connection"] = "close"' if close else ""}
+local threads, next_id = {{}}, 0
+setup = function(thread)
+  thread:set("id", next_id); next_id = next_id + 1; table.insert(threads, thread)
+end
+init = function(args)
+  local f = assert(io.open({json.dumps(str(body_file))}, "rb")); local all = f:read("*all"); f:close()
+  requests, sent, i = {{}}, 0, 0
+  for body in string.gmatch(all, "([^\\30]+)") do
+    if i % {threads} == id or {len(bodies)} < {threads} then
+      requests[#requests + 1] = wrk.format(nil, "/invocations", nil, body)
+    end
+    i = i + 1
+  end
+  available = #requests
+end
+request = function()
+  sent = sent + 1
+  return requests[((sent - 1) % #requests) + 1]
+end
+done = function(summary, latency, requests)
+  for _, thread in ipairs(threads) do
+    io.write(string.format("bodies sent %d of %d\\n", thread:get("sent"), thread:get("available")))
+  end
+end
+"""
+    )
     return path
 
 
 class Server:
-    def __init__(self, model_dir: Path, port: int, extra_env: dict[str, str]):
-        self.port = port
-        self.log = tempfile.NamedTemporaryFile(prefix="serve-", suffix=".log", delete=False)  # noqa: SIM115
+    """A gunicorn process group on a free loopback port, up once /ping answers 200."""
+
+    def __init__(self, command: list[str], extra_env: dict[str, str], name: str):
+        self.port, self.name = free_port(), name
+        self.log = tempfile.NamedTemporaryFile(prefix=f"{name}-", suffix=".log", delete=False)  # noqa: SIM115
         started = time.monotonic()
         self.proc = subprocess.Popen(
-            [str(ROOT / "container" / "serve")],
+            command,
+            cwd=ROOT,
             stdout=self.log,
             stderr=subprocess.STDOUT,
-            env=env_with(SM_MODEL_DIR=str(model_dir), SAGEMAKER_BIND_TO_PORT=str(port), **extra_env),
+            env=env_with(SAGEMAKER_BIND_TO_PORT=str(self.port), **extra_env),
             start_new_session=True,
         )
-        deadline = started + 30
-        while time.monotonic() < deadline:
+        while time.monotonic() < started + 60:
             if self.proc.poll() is not None:
                 sys.exit(
-                    f"serve exited with {self.proc.returncode}:\n{Path(self.log.name).read_text()[-3000:]}"
+                    f"{name} exited with {self.proc.returncode}:\n{Path(self.log.name).read_text()[-3000:]}"
                 )
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1) as r:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ping", timeout=1) as r:
                     if r.status == 200:
                         break
             except OSError:
-                time.sleep(0.02)
+                time.sleep(0.05)
         else:
             self.stop()
-            sys.exit("serve did not answer /ping within 30 s")
+            sys.exit(f"{name} did not answer /ping within 60 s")
         self.startup_s = time.monotonic() - started
 
     def pids(self) -> list[int]:
-        return [self.proc.pid] + [
-            int(p)
-            for p in subprocess.run(
-                ["pgrep", "-P", str(self.proc.pid)], check=False, capture_output=True, text=True
-            ).stdout.split()
-        ]
+        children = subprocess.run(
+            ["pgrep", "-P", str(self.proc.pid)], check=False, capture_output=True, text=True
+        )
+        return [self.proc.pid] + [int(p) for p in children.stdout.split()]
 
     def cpu_s(self) -> float:
         """User + system CPU seconds used so far by gunicorn's master and workers (load-independent cost)."""
@@ -201,20 +229,16 @@ class Server:
                 pass
         return total / os.sysconf("SC_CLK_TCK")
 
-    def rss_mb(self) -> tuple[float, float]:
-        """(RSS summed, PSS summed) over gunicorn's master and workers, in MB."""
-        pids = self.pids()
-        rss = pss = 0
-        for pid in pids:
+    def rss_mb(self) -> float:
+        total = 0
+        for pid in self.pids():
             try:
                 for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
                     if line.startswith("Rss:"):
-                        rss += int(line.split()[1])
-                    elif line.startswith("Pss:"):
-                        pss += int(line.split()[1])
+                        total += int(line.split()[1])
             except OSError:
                 pass
-        return rss / 1024, pss / 1024
+        return total / 1024
 
     def stop(self) -> int:
         os.killpg(self.proc.pid, signal.SIGTERM)
@@ -225,107 +249,224 @@ class Server:
             return self.proc.wait()
 
 
-def run_wrk(wrk: str, port: int, script: Path, threads: int, connections: int, duration_s: int) -> dict:
+def run_wrk(
+    wrk: str, server: Server, script: Path, connections: int, duration_s: float, records: int = 1
+) -> dict:
+    cpu = server.cpu_s()
     out = subprocess.run(
         [
             wrk,
-            f"-t{threads}",
+            "-t2",
             f"-c{connections}",
-            f"-d{duration_s}s",
+            f"-d{max(round(duration_s), 1)}s",
             "--latency",
             "--timeout",
             "5s",
             "-s",
             str(script),
-            f"http://127.0.0.1:{port}",
-        ],
+        ]
+        + [f"http://127.0.0.1:{server.port}"],
         check=False,
         capture_output=True,
         text=True,
     ).stdout
     requests = int(re.search(r"(\d+) requests in", out).group(1))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
-    p99_ms = float(p99.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[p99.group(2)]
-    return {"requests": requests, "rps": rps, "errors": errors, "p99_ms": p99_ms, "raw": out}
+    used = [(int(a), int(b)) for a, b in re.findall(r"bodies sent (\d+) of (\d+)", out)]
+    return {
+        "requests": requests,
+        "records": requests * records,
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "errors": (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0),
+        "p99_ms": float(p99.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[p99.group(2)],
+        "repeated": any(sent > available for sent, available in used),
+        "cpu_us": (server.cpu_s() - cpu) / max(requests * records, 1) * 1e6,
+        "raw": out,
+    }
+
+
+def inprocess_xgboost_records_s(model_dir: Path, batches: list[list[dict]], seconds: float = 3.0) -> float:
+    """XGBoost's own throughput on the rows of the CSV bodies, one thread (as each server worker has)."""
+    from scl_delay.artifact import load_model
+    from scl_delay.features import build_features
+    from scl_delay.model import predict_proba
+    from scl_delay.schema import parse_columns
+
+    model = load_model(model_dir)
+    fields = model.input_schema.fields
+    matrices = []
+    for rows in batches:
+        columns, _ = parse_columns(
+            {f: [r.get(f) for r in rows] for f in fields}, len(rows), model.input_schema
+        )
+        matrices.append(build_features(columns, model.spec))
+    booster, iterations = model.predictor.booster, model.predictor.iteration_range
+    done, began = 0, time.process_time()
+    while time.process_time() - began < seconds:
+        for X in matrices:
+            predict_proba(booster, X, iterations)
+            done += len(X)
+    return done / (time.process_time() - began)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path)
-    parser.add_argument("--duration", type=int, default=20, help="seconds per single-record run")
-    parser.add_argument("--batch-duration", type=int, default=10, help="seconds per CSV run")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per single-record run")
+    parser.add_argument("--batch-duration", type=int, default=8, help="seconds per CSV run")
+    parser.add_argument("--repeats", type=int, default=2, help="rounds of interleaved runs")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument(
-        "--distinct", type=int, default=1000, help="distinct records the single requests cycle"
-    )
-    parser.add_argument("--worker-class", help="SCL_WORKER_CLASS for this run (default: the server's)")
-    parser.add_argument("--workers", help="MODEL_SERVER_WORKERS for this run (default: one per core)")
-    parser.add_argument("--no-cold", action="store_true", help="skip the runs with the cache off")
+    parser.add_argument("--known-only", action="store_true", help="leave out records with unknown values")
     parser.add_argument("--verbose", action="store_true", help="print wrk's own output")
     args = parser.parse_args()
     wrk = ensure_wrk()
-    load_before = f"{os.getloadavg()[0]:.2f}"
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         workdir = Path(tmp)
         data = dataset(workdir)
         model_dir = args.model_dir or train(data, workdir)
-        rows = sample_rows(data, max(args.distinct, 5000))
-        singles = [json.dumps(r, ensure_ascii=False) for r in rows[: args.distinct]]
-        batches = [csv_body(rows[i : i + 1000]) for i in range(0, 5000, 1000)]
-        single_lua = lua_script(workdir / "single.lua", singles, "application/json")
-        batch_lua = lua_script(workdir / "batch.lua", batches, "text/csv")
-        extra = {
-            k: v
-            for k, v in (("SCL_WORKER_CLASS", args.worker_class), ("MODEL_SERVER_WORKERS", args.workers))
-            if v
-        }
-        table = []
-        for cache in ("on", "off") if not args.no_cold else ("on",):
-            env = dict(extra, **({"SCL_PREDICTION_CACHE_SIZE": "0"} if cache == "off" else {}))
-            server = Server(model_dir, free_port(), env)
-            try:
-                run_wrk(wrk, server.port, single_lua, 2, args.connections, 2)  # warm-up (and cache fill)
-                cpu = server.cpu_s()
-                single = run_wrk(wrk, server.port, single_lua, 2, args.connections, args.duration)
-                single["cpu_us"] = (server.cpu_s() - cpu) / max(single["requests"], 1) * 1e6
-                run_wrk(wrk, server.port, batch_lua, 2, 4, 2)
-                cpu = server.cpu_s()
-                batch = run_wrk(wrk, server.port, batch_lua, 2, 4, args.batch_duration)
-                batch["cpu_us"] = (server.cpu_s() - cpu) / max(batch["requests"] * 1000, 1) * 1e6
-                rss, pss = server.rss_mb()
-            finally:
-                code = server.stop()
-            if args.verbose:
-                print(single["raw"], batch["raw"], file=sys.stderr)
-            table.append((cache, server.startup_s, single, batch, rss, pss, code))
-    wc = args.worker_class or "default"
-    print(
-        f"\nworker class: {wc}; workers: {args.workers or os.cpu_count()}; wrk -t2 -c{args.connections} "
-        f"{args.duration}s single, -t2 -c4 {args.batch_duration}s CSV; {os.cpu_count()} cores shared with wrk; "
-        f"data: {data.name}\n"
-    )
-    print(
-        f"load average before/after: {load_before} / {os.getloadavg()[0]:.2f} (other work on the machine "
-        "makes req/s and p99 noisy; server CPU per request is not affected by it)\n"
-    )
-    print(
-        "| cache | startup to /ping 200 | single req/s | single p99 ms | single requests | errors "
-        "| server CPU µs/request | CSV 1,000-record records/s | CSV p99 ms | CSV errors | server CPU µs/record "
-        "| RSS MB (sum) | PSS MB | exit on SIGTERM |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for cache, startup, single, batch, rss, pss, code in table:
-        print(
-            f"| {cache} | {startup:.2f} s | {single['rps']:,.0f} | {single['p99_ms']:.1f} | {single['requests']:,} "
-            f"| {single['errors']} | {single['cpu_us']:.0f} | {batch['rps'] * 1000:,.0f} | {batch['p99_ms']:.1f} "
-            f"| {batch['errors']} | {batch['cpu_us']:.1f} "
-            f"| {rss:.0f} | {pss:.0f} | {code} |"
-        )
+        results, servers, xgb_rps = measure(args, wrk, workdir, data, model_dir)
+    print_report(args, results, servers, xgb_rps, data, load_before)
     return 0
+
+
+def measure(args, wrk: str, workdir: Path, data: Path, model_dir: Path):
+    from scl_delay.artifact import read_metadata
+    from scl_delay.settings import ServeSettings
+
+    known = None
+    if args.known_only:
+        categories = read_metadata(model_dir)["input_schema"]["categories"]
+        known = {field: set(values) for field, values in categories.items()}
+    records = distinct_records(read_rows(data, known))
+    settings = ServeSettings.from_env(env_with())
+    serve = [str(ROOT / "container" / "serve")]
+    floor = ["gunicorn", "-c", str(ROOT / "container" / "gunicorn.conf.py"), "--chdir", str(ROOT / "scripts")]
+    servers = {
+        "off": Server(serve, {"SM_MODEL_DIR": str(model_dir), "SCL_PREDICTION_CACHE_SIZE": "0"}, "cache-off"),
+        "on": Server(serve, {"SM_MODEL_DIR": str(model_dir)}, "cache-on"),
+        "floor": Server(floor + ["bench_constant_app:app"], {}, "constant-app"),
+    }
+    results: dict[str, list[dict]] = {}
+    counter = itertools.count()
+
+    def single(name: str, seconds: float, bodies_per_s: float, key: str | None = None) -> dict:
+        bodies = json_bodies(records, max(int(bodies_per_s * seconds * 2.5), 20_000))
+        script = wrk_script(workdir / f"run{next(counter)}.lua", bodies, "application/json", 2)
+        result = run_wrk(wrk, servers[name], script, args.connections, seconds)
+        if args.verbose:
+            print(result["raw"], file=sys.stderr)
+        if key:
+            results.setdefault(key, []).append(result)
+        return result
+
+    try:
+        rate = max(single(name, 2, 5_000)["rps"] for name in ("off", "on", "floor"))  # warm-up
+        fill_cache(wrk, workdir, servers["on"], records, settings.workers * settings.prediction_cache_size)
+        for _ in range(args.repeats):
+            for name, key in (
+                ("off", "single off"),
+                ("floor", "floor"),
+                ("on", "single on"),
+                ("floor", "floor"),
+            ):
+                single(name, args.duration, rate, key)
+        repeated = wrk_script(workdir / "repeated.lua", json_bodies(records, 1), "application/json", 2)
+        results["single repeated"] = [
+            run_wrk(wrk, servers["on"], repeated, args.connections, args.duration / 2)
+        ]
+        batch_rows, csv_rate = [], 0.0
+        for name in ("off", "on"):  # warm-up, and how many bodies a run needs
+            bodies = [csv_body(list(itertools.islice(records, 1000))) for _ in range(300)]
+            script = wrk_script(workdir / f"run{next(counter)}.lua", bodies, "text/csv", 2)
+            csv_rate = max(csv_rate, run_wrk(wrk, servers[name], script, 4, 2, records=1000)["records"] / 2)
+        for _ in range(args.repeats):
+            for name in ("off", "on"):
+                needed = int(csv_rate * args.batch_duration * 1.5 / 1000) + 10
+                batches = [list(itertools.islice(records, 1000)) for _ in range(needed)]
+                batch_rows += batches[: 20 - len(batch_rows)]
+                bodies = [csv_body(rows) for rows in batches]
+                script = wrk_script(workdir / f"run{next(counter)}.lua", bodies, "text/csv", 2)
+                result = run_wrk(wrk, servers[name], script, 4, args.batch_duration, records=1000)
+                csv_rate = max(csv_rate, result["records"] / args.batch_duration)
+                results.setdefault(f"csv {name}", []).append(result)
+        for server in servers.values():
+            server.rss = server.rss_mb()
+    finally:
+        for server in servers.values():
+            server.code = server.stop()
+    return results, servers, inprocess_xgboost_records_s(model_dir, batch_rows)
+
+
+def fill_cache(wrk: str, workdir: Path, server: Server, records: Iterator[dict], entries: int) -> None:
+    """Send FILL_FACTOR x the cache's entries (all workers) of distinct records in small bodies, each on a
+    new connection: gunicorn's workers keep a connection to themselves, so with keep-alive one worker can
+    get every connection of a run, and its neighbour's cache stays empty."""
+    target, sent, began = int(entries * FILL_FACTOR), 0, time.monotonic()
+    while sent < target:
+        bodies = json_bodies(records, 8_000, FILL_BODY_RECORDS)
+        script = wrk_script(workdir / "fill.lua", bodies, "application/json", 2, close=True)
+        sent += run_wrk(wrk, server, script, 32, 3, records=FILL_BODY_RECORDS)["records"]
+    print(f"cache filled: {sent:,} distinct records in {time.monotonic() - began:.0f} s", file=sys.stderr)
+
+
+def print_report(args, results: dict, servers: dict, xgb_rps: float, data: Path, load_before: float) -> None:
+    def med(key: str, field: str) -> float:
+        return statistics.median(r[field] for r in results[key])
+
+    def total(key: str, field: str) -> int:
+        return sum(r[field] for r in results[key])
+
+    def flags(key: str) -> str:
+        repeated = key != "single repeated" and any(r["repeated"] for r in results[key])
+        return " (REPEATED BODIES: the run outlasted the bodies made)" if repeated else ""
+
+    floor = med("floor", "rps")
+    off, on = med("single off", "rps"), med("single on", "rps")
+    csv_off, csv_on = med("csv off", "rps") * 1000, med("csv on", "rps") * 1000
+    print(
+        f"\nwrk -t2 -c{args.connections}, {args.duration:g} s per single-record run, {args.repeats} interleaved "
+        f"rounds (off, floor, on, floor); CSV: -c4, {args.batch_duration:g} s; {os.cpu_count()} cores shared "
+        f"with wrk; data: {data.name}{' (known values only)' if args.known_only else ''}; load average "
+        f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after. Medians over rounds; requests and errors "
+        "summed.\n"
+    )
+    print("| scenario | req/s | records/s | p99 ms | requests | errors | server CPU µs/record | ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    rows = [
+        ("single JSON, distinct, cache off", "single off", f"**{off / floor:.2f}× constant app**"),
+        (
+            "single JSON, distinct, cache on (full)",
+            "single on",
+            f"{on / off:.2f}× cache off, {on / floor:.2f}× constant app",
+        ),
+        (
+            "single JSON, one record repeated, cache on",
+            "single repeated",
+            f"{med('single repeated', 'rps') / floor:.2f}× constant app",
+        ),
+        ("constant Flask app, same gunicorn settings", "floor", "1.00"),
+        (
+            "CSV 1,000 records, distinct, cache off",
+            "csv off",
+            f"**{csv_off / xgb_rps:.2f}× in-process XGBoost**",
+        ),
+        ("CSV 1,000 records, distinct, cache on (full)", "csv on", f"{csv_on / csv_off:.2f}× cache off"),
+    ]
+    for title, key, ratio in rows:
+        print(
+            f"| {title}{flags(key)} | {med(key, 'rps'):,.0f} | {med(key, 'rps') * (1000 if key.startswith('csv') else 1):,.0f} "
+            f"| {med(key, 'p99_ms'):.1f} | {total(key, 'requests'):,} | {total(key, 'errors')} "
+            f"| {med(key, 'cpu_us'):.0f} | {ratio} |"
+        )
+    print(f"| XGBoost `inplace_predict` in-process, same rows, 1 thread | | {xgb_rps:,.0f} | | | | | 1.00 |")
+    print(
+        "\nRSS (all processes): "
+        + ", ".join(f"{s.name} {s.rss:.0f} MB (exit {s.code})" for s in servers.values())
+        + f"; startup to /ping 200: {servers['off'].startup_s:.1f} s"
+    )
 
 
 if __name__ == "__main__":
