@@ -23,6 +23,7 @@ no compiler, no new dependency.
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import ctypes.util
 from collections.abc import Mapping, Sequence
@@ -42,6 +43,7 @@ def _libm_expf():
 
 
 _EXPF = _libm_expf()
+_ZERO = np.zeros(1, dtype=np.float32)
 
 
 def sigmoid(margin: np.ndarray) -> np.ndarray:
@@ -52,6 +54,9 @@ def sigmoid(margin: np.ndarray) -> np.ndarray:
     XGBoost gives, so a record's probability, and its decision at a threshold that is itself a training
     score, never depend on which engine scored it. A call per row costs ~0.3 µs."""
     x = np.minimum(-margin, np.float32(88.7))
+    if _EXPF is not None and len(x) == 1:  # one row: NumPy scalars, not arrays (a third of the time)
+        e = np.float32(_EXPF(float(x[0])))
+        return np.array([np.float32(1) / (e + np.float32(1) + np.float32(1e-16))], dtype=np.float32)
     if _EXPF is None:
         e = np.exp(x.astype(np.float64)).astype(np.float32)
     else:
@@ -66,10 +71,15 @@ class CategoricalTests:
     feature: int
     columns: slice  # where these tests' values sit in the augmented row
     edges: np.ndarray  # float32 [0, 1, ..., k, inf, nan]: searchsorted(side="right") gives the table row
+    bounds: tuple[float, ...]  # the same without the NaN, for one row at a time
     table: np.ndarray  # float32 (k + 4, tests): below 0, codes 0..k-1, k and above, inf, missing
 
     def values(self, codes: np.ndarray) -> np.ndarray:
         return self.table[np.searchsorted(self.edges, codes, side="right")]
+
+    def value_row(self, code: float) -> np.ndarray:
+        """``values`` for one code, with Python's bisect (as searchsorted: NaN last)."""
+        return self.table[len(self.edges) if code != code else bisect.bisect_right(self.bounds, code)]
 
 
 @dataclass(frozen=True)
@@ -123,6 +133,10 @@ class TreeWalk:
 
     def _augmented_rows(self, X: np.ndarray) -> np.ndarray:
         """[x, -x, 0, one value per distinct categorical test] for each row, flattened."""
+        if X.shape[0] == 1:
+            x = X[0]
+            cat_values = [tests.value_row(float(x[tests.feature])) for tests in self.categorical]
+            return np.concatenate([x, -x, _ZERO, *cat_values])
         f = self.features
         out = np.empty((X.shape[0], self.row_width), dtype=np.float32)
         out[:, :f] = X
@@ -232,6 +246,7 @@ def _categorical_tests(
                 table[:, j] *= -1.0
             column[nodes] = next_column + j
         edges = np.r_[np.arange(k + 1), np.inf, np.nan].astype(np.float32)
-        out.append(CategoricalTests(feature, slice(next_column, next_column + len(tests)), edges, table))
+        columns = slice(next_column, next_column + len(tests))
+        out.append(CategoricalTests(feature, columns, edges, tuple(edges[:-1].tolist()), table))
         next_column += len(tests)
     return tuple(out)

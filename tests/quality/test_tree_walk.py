@@ -92,6 +92,9 @@ def test_tree_walk_gives_xgboosts_probabilities_on_every_row(data_file, variant)
         differing += int(np.count_nonzero(walked != expected))
     assert worst <= 1e-6, f"max |walk - XGBoost| = {worst:.3g} over {len(rows)} rows"
     assert differing == 0, f"{differing} of {len(rows)} rows differ in some bit from XGBoost"
+    some = rows[rng.choice(len(rows), 3000, replace=False)]  # one row at a time takes its own path
+    one_by_one = np.concatenate([predictor.walk.predict_proba(some[i : i + 1]) for i in range(len(some))])
+    assert np.array_equal(one_by_one, predict_proba(predictor.booster, some, predictor.iteration_range))
 
 
 @pytest.mark.quality
