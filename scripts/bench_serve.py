@@ -61,6 +61,10 @@ def ensure_wrk() -> str:
     return found
 
 
+def say(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -89,7 +93,7 @@ def dataset(workdir: Path) -> Path:
 
 def train(data: Path, workdir: Path) -> Path:
     model_dir = workdir / "model"
-    print(f"training on {data} ...", file=sys.stderr)
+    say(f"training on {data} ...")
     args = ["--data", str(data), "--model-dir", str(model_dir), "--output-dir", str(workdir / "output")]
     subprocess.run(
         [sys.executable, str(ROOT / "train.py"), *args], check=True, env=env_with(), stdout=subprocess.DEVNULL
@@ -182,12 +186,12 @@ end
 
 
 class Server:
-    """A gunicorn process group on a free loopback port, up once /ping answers 200."""
+    """A gunicorn process group on a free loopback port; ``wait_ready`` until /ping answers 200."""
 
     def __init__(self, command: list[str], extra_env: dict[str, str], name: str):
         self.port, self.name = free_port(), name
         self.log = tempfile.NamedTemporaryFile(prefix=f"{name}-", suffix=".log", delete=False)  # noqa: SIM115
-        started = time.monotonic()
+        self.started = time.monotonic()
         self.proc = subprocess.Popen(
             command,
             cwd=ROOT,
@@ -196,11 +200,12 @@ class Server:
             env=env_with(SAGEMAKER_BIND_TO_PORT=str(self.port), **extra_env),
             start_new_session=True,
         )
-        while time.monotonic() < started + 60:
+
+    def wait_ready(self) -> None:
+        while time.monotonic() < self.started + 60:
             if self.proc.poll() is not None:
-                sys.exit(
-                    f"{name} exited with {self.proc.returncode}:\n{Path(self.log.name).read_text()[-3000:]}"
-                )
+                log = Path(self.log.name).read_text()[-3000:]
+                sys.exit(f"{self.name} exited with {self.proc.returncode}:\n{log}")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ping", timeout=1) as r:
                     if r.status == 200:
@@ -209,8 +214,8 @@ class Server:
                 time.sleep(0.05)
         else:
             self.stop()
-            sys.exit(f"{name} did not answer /ping within 60 s")
-        self.startup_s = time.monotonic() - started
+            sys.exit(f"{self.name} did not answer /ping within 60 s")
+        self.startup_s = time.monotonic() - self.started
 
     def pids(self) -> list[int]:
         children = subprocess.run(
@@ -353,7 +358,7 @@ def measure(args, wrk: str, workdir: Path, data: Path, model_dir: Path):
     counter = itertools.count()
 
     def single(name: str, seconds: float, bodies_per_s: float, key: str | None = None) -> dict:
-        bodies = json_bodies(records, max(int(bodies_per_s * seconds * 2.5), 20_000))
+        bodies = json_bodies(records, max(int(bodies_per_s * seconds * 1.5), 10_000))
         script = wrk_script(workdir / f"run{next(counter)}.lua", bodies, "application/json", 2)
         result = run_wrk(wrk, servers[name], script, args.connections, seconds)
         if args.verbose:
@@ -363,9 +368,13 @@ def measure(args, wrk: str, workdir: Path, data: Path, model_dir: Path):
         return result
 
     try:
+        for server in servers.values():  # started together, waited for in turn
+            server.wait_ready()
         rate = max(single(name, 2, 5_000)["rps"] for name in ("off", "on", "floor"))  # warm-up
+        say(f"warmed up; constant app at {rate:,.0f} req/s")
         fill_cache(wrk, workdir, servers["on"], records, settings.workers * settings.prediction_cache_size)
-        for _ in range(args.repeats):
+        for round_ in range(args.repeats):
+            say(f"single-record round {round_ + 1} of {args.repeats}")
             for name, key in (
                 ("off", "single off"),
                 ("floor", "floor"),
@@ -377,14 +386,15 @@ def measure(args, wrk: str, workdir: Path, data: Path, model_dir: Path):
         results["single repeated"] = [
             run_wrk(wrk, servers["on"], repeated, args.connections, args.duration / 2)
         ]
+        say("1,000-record CSV bodies")
         batch_rows, csv_rate = [], 0.0
         for name in ("off", "on"):  # warm-up, and how many bodies a run needs
-            bodies = [csv_body(list(itertools.islice(records, 1000))) for _ in range(300)]
+            bodies = [csv_body(list(itertools.islice(records, 1000))) for _ in range(100)]
             script = wrk_script(workdir / f"run{next(counter)}.lua", bodies, "text/csv", 2)
             csv_rate = max(csv_rate, run_wrk(wrk, servers[name], script, 4, 2, records=1000)["records"] / 2)
         for _ in range(args.repeats):
             for name in ("off", "on"):
-                needed = int(csv_rate * args.batch_duration * 1.5 / 1000) + 10
+                needed = int(csv_rate * args.batch_duration * 2 / 1000) + 20
                 batches = [list(itertools.islice(records, 1000)) for _ in range(needed)]
                 batch_rows += batches[: 20 - len(batch_rows)]
                 bodies = [csv_body(rows) for rows in batches]
@@ -404,12 +414,14 @@ def fill_cache(wrk: str, workdir: Path, server: Server, records: Iterator[dict],
     """Send FILL_FACTOR x the cache's entries (all workers) of distinct records in small bodies, each on a
     new connection: gunicorn's workers keep a connection to themselves, so with keep-alive one worker can
     get every connection of a run, and its neighbour's cache stays empty."""
-    target, sent, began = int(entries * FILL_FACTOR), 0, time.monotonic()
+    target, sent, began, per_run = int(entries * FILL_FACTOR), 0, time.monotonic(), 4_000
     while sent < target:
-        bodies = json_bodies(records, 8_000, FILL_BODY_RECORDS)
+        bodies = json_bodies(records, per_run, FILL_BODY_RECORDS)
         script = wrk_script(workdir / "fill.lua", bodies, "application/json", 2, close=True)
-        sent += run_wrk(wrk, server, script, 32, 3, records=FILL_BODY_RECORDS)["records"]
-    print(f"cache filled: {sent:,} distinct records in {time.monotonic() - began:.0f} s", file=sys.stderr)
+        result = run_wrk(wrk, server, script, 32, 3, records=FILL_BODY_RECORDS)
+        sent += result["records"]
+        per_run = max(int(result["requests"] * 1.3), 1_000)
+    say(f"cache filled: {sent:,} distinct records in {time.monotonic() - began:.0f} s")
 
 
 def print_report(args, results: dict, servers: dict, xgb_rps: float, data: Path, load_before: float) -> None:
