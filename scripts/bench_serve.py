@@ -358,7 +358,7 @@ def measure(args, wrk: str, workdir: Path, data: Path, model_dir: Path):
     counter = itertools.count()
 
     def single(name: str, seconds: float, bodies_per_s: float, key: str | None = None) -> dict:
-        bodies = json_bodies(records, max(int(bodies_per_s * seconds * 1.5), 10_000))
+        bodies = json_bodies(records, max(int(bodies_per_s * seconds * 2.5), 10_000))  # wrk threads vary
         script = wrk_script(workdir / f"run{next(counter)}.lua", bodies, "application/json", 2)
         result = run_wrk(wrk, servers[name], script, args.connections, seconds)
         if args.verbose:
@@ -394,7 +394,7 @@ def measure(args, wrk: str, workdir: Path, data: Path, model_dir: Path):
             csv_rate = max(csv_rate, run_wrk(wrk, servers[name], script, 4, 2, records=1000)["records"] / 2)
         for _ in range(args.repeats):
             for name in ("off", "on"):
-                needed = int(csv_rate * args.batch_duration * 2 / 1000) + 20
+                needed = int(csv_rate * args.batch_duration * 3 / 1000) + 20
                 batches = [list(itertools.islice(records, 1000)) for _ in range(needed)]
                 batch_rows += batches[: 20 - len(batch_rows)]
                 bodies = [csv_body(rows) for rows in batches]
