@@ -4,14 +4,15 @@ under the same gunicorn settings, driven by wrk, with distinct real records; pri
 
     .venv/bin/python scripts/bench_serve.py [--model-dir DIR] [--duration 10] [--repeats 2]
 
-Without --model-dir it trains one first (train.py) on the dataset named by SCL_DATASET, or else on 20,000
-synthetic rows. Every request carries records of that dataset that no other request of the run carries:
-copies of the year shifted by whole weeks (the weekday stays), so the prediction cache never answers by
-accident. Three servers run side by side: the cache off (SCL_PREDICTION_CACHE_SIZE=0), the cache on with
-the default settings and filled before it is measured (several times its size of other distinct records,
-as after hours of traffic), and the constant app (the floor). Single-record runs are interleaved
-(off, floor, on, floor, ...) and reported as ratios to the floor of the same run; 1,000-record CSV bodies
-are reported in records/s beside XGBoost's own in-process throughput on the same rows. wrk shares the
+Without --model-dir it trains one first (train.py) on the dataset named by SCL_DATASET (default: the one
+beside the repository, ../shared/data/dataset_SCL.csv), or else on 20,000 synthetic rows. Every request
+carries records of that dataset that no other request of the run carries: copies of the year shifted by
+whole weeks (the weekday stays), so the prediction cache never answers by accident. Three servers run
+side by side: the cache off (SCL_PREDICTION_CACHE_SIZE=0), the cache on with the default settings and
+filled before it is measured (1.5x its size of other distinct records, each on a new connection so that
+every worker fills, as after hours of traffic), and the constant app (the floor). Single-record runs are
+interleaved (off, floor, on, floor, ...) and reported as ratios to the floor of the same run; 1,000-record
+CSV bodies in records/s beside XGBoost's own in-process throughput on the same rows. wrk shares the
 machine's cores with the servers. Floors (issues 10 and 15): single-record cache off >= 0.80x the floor,
 p99 <= 20 ms, no errors over >= 50,000 requests; CSV cache off >= 200,000 records/s; cache on (full)
 >= 0.95x cache off for both. Needs wrk (Debian's package; installed with apt-get when run as root).
@@ -41,6 +42,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "dataset_SCL.csv"
 FIELDS = ("Fecha-I", "Vlo-I", "Ori-I", "Des-I", "Emp-I", "DIA", "MES", "AÑO", "DIANOM", "TIPOVUELO", "OPERA")
 FIELDS += ("SIGLAORI", "SIGLADES")
 SEPARATOR = "\x1e"  # ASCII record separator between request bodies in a wrk body file
@@ -79,9 +81,12 @@ def env_with(**extra: str) -> dict[str, str]:
 
 
 def dataset(workdir: Path) -> Path:
+    """SCL_DATASET, else the real dataset beside the repository (as bench_train.py), else synthetic."""
     named = os.environ.get("SCL_DATASET")
     if named:
         return Path(named)
+    if DEFAULT_DATA.is_file():
+        return DEFAULT_DATA
     path = workdir / "synthetic.csv"
     subprocess.run(
         [sys.executable, "-m", "scl_delay.synthetic", "--rows", "20000", "--out", str(path)],
