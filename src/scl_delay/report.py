@@ -6,16 +6,10 @@ import io
 
 import numpy as np
 
+from .metric_lines import METRIC_TITLES
+
 PR_CURVE_FILE = "pr_curve.png"
 CONFUSION_FILE = "confusion_matrix.png"
-_ROWS = (
-    ("recall", "Recall (delayed)"),
-    ("precision", "Precision (delayed)"),
-    ("f1", "F1 (delayed)"),
-    ("roc_auc", "ROC-AUC"),
-    ("pr_auc", "PR-AUC"),
-    ("threshold", "Decision threshold"),
-)
 
 
 def _fmt(value) -> str:
@@ -25,7 +19,7 @@ def _fmt(value) -> str:
 def metrics_table(columns: dict[str, dict]) -> str:
     """A markdown table: one row per metric, one column per named metrics dict."""
     lines = ["| metric | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
-    for key, title in _ROWS:
+    for key, title in METRIC_TITLES.items():
         lines.append(f"| {title} | " + " | ".join(_fmt(m.get(key, "")) for m in columns.values()) + " |")
     return "\n".join(lines)
 
