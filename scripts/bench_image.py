@@ -20,16 +20,15 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
+import uuid
 from pathlib import Path
 
+from local_aws.process import PORT_ENV, LocalProcess
 from scl_delay.synthetic import generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,12 +68,6 @@ def inspect(image: str) -> dict:
     return json.loads(sh("cli", "image", "inspect", image, capture_output=True).stdout)[0]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def opt_ml_tree(root: Path) -> Path:
     for sub in ("input/config", "input/data/training", "model", "output"):
         (root / sub).mkdir(parents=True, exist_ok=True)
@@ -87,49 +80,17 @@ def opt_ml_tree(root: Path) -> Path:
 
 
 def start_to_ping(opt_ml: Path, deadline_s: float = 30) -> float:
-    port = free_port()
-    name = f"scl-delay-bench-{port}"
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        [
-            str(ENGINE),
-            "run",
-            "--rm",
-            "--no-healthcheck",
-            "--network",
-            "host",
-            "--name",
-            name,
-            "-e",
-            f"SAGEMAKER_BIND_TO_PORT={port}",
-            "-v",
-            f"{opt_ml}:/opt/ml:ro",
-            IMAGE,
-            "serve",
-        ],
-        env={**os.environ, "SCL_IMAGE": IMAGE},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    """Seconds from `<engine> run IMAGE serve` to the first 200 on /ping (local_aws.process does the wait)."""
+    name = f"scl-delay-bench-{uuid.uuid4().hex[:10]}"
+    command = [str(ENGINE), "run", "--rm", "--no-healthcheck", "--network", "host", "--name", name]
+    command += ["-e", PORT_ENV, "-v", f"{opt_ml}:/opt/ml:ro", IMAGE, "serve"]
+    serve = LocalProcess.start(command, {**os.environ, "SCL_IMAGE": IMAGE}, opt_ml / f"{name}.log")
     try:
-        while time.monotonic() - started < deadline_s:
-            if proc.poll() is not None:
-                raise RuntimeError(f"serve exited with {proc.returncode} before /ping answered")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1) as response:
-                    if response.status == 200:
-                        return time.monotonic() - started
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.02)
-        raise RuntimeError(f"/ping did not answer 200 within {deadline_s} s")
+        serve.wait_ping(deadline_s)
+        return time.monotonic() - serve.started
     finally:
         sh("cli", "kill", "--signal", "TERM", name, check=False, capture_output=True)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        serve.stop()
         sh("cli", "rm", "--force", name, check=False, capture_output=True)
 
 
