@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measure the image against its floors and print a markdown table (exit 1 when a floor is missed).
 
-    .venv/bin/python scripts/bench_image.py [--runs 5]
+    .venv/bin/python scripts/bench_image.py [--runs 5] [--no-build] [--no-rebuild-check]
 
 - size: bytes the image adds on top of its base (image size minus base size, from `image inspect`);
   floor 480 MB (10^6 bytes).
@@ -29,6 +29,7 @@ import uuid
 from pathlib import Path
 
 from local_aws.process import PORT_ENV, LocalProcess
+from local_aws.real_dataset import find_real_dataset, why_absent
 from scl_delay.synthetic import generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,19 +38,13 @@ ENGINE = ROOT / "scripts" / "container-engine.sh"
 IMAGE = os.environ.get("SCL_IMAGE", "localhost/scl-delay:bench")
 SIZE_FLOOR_BYTES = 480_000_000
 PING_FLOOR_S = 3.0
-CONTEXT_FILES = (
-    "container/Dockerfile",
-    "container/requirements.txt",
-    "container/train",
-    "container/serve",
-    "container/gunicorn.conf.py",
-    "pyproject.toml",
-    "README.md",
-    "train.py",
-    "serve.py",
-    ".dockerignore",
-    "scripts/container-engine.sh",
-)
+ENGINE_FILES = ("scripts/container-engine.sh", "scripts/runc-no-rlimits", "container/base.Containerfile")
+
+
+def context_paths() -> list[str]:
+    """What the image build reads: the paths .dockerignore lets in (its `!` lines) and the engine's files."""
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    return [line[1:].rstrip("/") for line in lines if line.startswith("!")] + [".dockerignore", *ENGINE_FILES]
 
 
 def sh(
@@ -64,14 +59,32 @@ def sh(
     )
 
 
+def build(root: Path = ROOT, image: str = IMAGE) -> subprocess.CompletedProcess:
+    """`container-engine.sh build`, its output kept; on failure the engine's own error, then exit 1."""
+    result = sh("build", root=root, image=image, capture_output=True, check=False)
+    if result.returncode != 0:
+        sys.exit(
+            f"bench_image: building {image} failed ({result.returncode}):\n"
+            f"{(result.stdout + result.stderr)[-4000:]}"
+        )
+    return result
+
+
 def inspect(image: str) -> dict:
     return json.loads(sh("cli", "image", "inspect", image, capture_output=True).stdout)[0]
 
 
 def opt_ml_tree(root: Path) -> Path:
+    """An /opt/ml tree on the real dataset (found as local_aws.real_dataset finds it), else synthetic data."""
     for sub in ("input/config", "input/data/training", "model", "output"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    generate(4000, seed=11).to_csv(root / "input/data/training/flights.csv", index=False)
+    real = find_real_dataset()
+    if real is not None:
+        shutil.copy2(real, root / "input/data/training/flights.csv")
+        print(f"bench_image: training in the image on {real}", file=sys.stderr)
+    else:
+        generate(4000, seed=11).to_csv(root / "input/data/training/flights.csv", index=False)
+        print(f"bench_image: training on 4,000 synthetic rows ({why_absent()})", file=sys.stderr)
     (root / "input/config/hyperparameters.json").write_text(json.dumps({"num_round": "50"}))
     (root / "input/config/inputdataconfig.json").write_text(
         json.dumps({"training": {"ContentType": "text/csv"}})
@@ -105,17 +118,19 @@ def deps_layer(image: str, base: str) -> str:
 def rebuild_check(base: str) -> tuple[bool, str, float]:
     with tempfile.TemporaryDirectory(prefix="scl-bench-ctx-") as tmp:
         ctx = Path(tmp)
-        for rel in CONTEXT_FILES:
+        for rel in context_paths():
             (ctx / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, ctx / rel)
-        shutil.copytree(ROOT / "src", ctx / "src", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            if (ROOT / rel).is_dir():
+                shutil.copytree(ROOT / rel, ctx / rel, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copy2(ROOT / rel, ctx / rel)
         before_tag, after_tag = f"{IMAGE}-before", f"{IMAGE}-after"
-        sh("build", root=ctx, image=before_tag, capture_output=True)
+        build(ctx, before_tag)
         for rel in ("src/scl_delay/server.py", "serve.py"):
             with open(ctx / rel, "a") as f:
                 f.write(f"\n# bench_image.py touched this file at {time.time()}\n")
         started = time.monotonic()
-        out = sh("build", root=ctx, image=after_tag, capture_output=True)
+        out = build(ctx, after_tag)
         rebuild_s = time.monotonic() - started
         log = out.stdout + out.stderr
         same = deps_layer(before_tag, base) == deps_layer(after_tag, base)
@@ -140,18 +155,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--no-build", action="store_true", help="measure the existing SCL_IMAGE")
+    parser.add_argument(
+        "--no-rebuild-check", action="store_true", help="skip the two-build layer-reuse check (minutes)"
+    )
     args = parser.parse_args()
     engine = sh("engine", capture_output=True).stdout.strip()
     base = sh("base", capture_output=True).stdout.strip()
     if not args.no_build:
         started = time.monotonic()
-        sh("build", capture_output=True)
+        build()
         print(f"built {IMAGE} with {engine} in {time.monotonic() - started:.1f} s", file=sys.stderr)
 
     added = int(inspect(IMAGE)["Size"]) - int(inspect(base)["Size"])
 
     with tempfile.TemporaryDirectory(prefix="scl-bench-optml-") as tmp:
         opt_ml = opt_ml_tree(Path(tmp))
+        print(f"bench_image: `train` in {IMAGE}", file=sys.stderr, flush=True)
         train = sh(
             "run",
             "--rm",
@@ -168,11 +187,20 @@ def main() -> int:
         if train.returncode != 0:
             print(train.stdout[-2000:], train.stderr[-2000:], file=sys.stderr)
             return 1
+        print(f"bench_image: start to /ping, {args.runs} runs after one warm-up", file=sys.stderr, flush=True)
         start_to_ping(opt_ml)  # warm the engine's caches once; not counted
         pings = [start_to_ping(opt_ml) for _ in range(args.runs)]
     ping_s = statistics.median(pings)
 
-    rebuild_ok, how, _ = rebuild_check(base)
+    if args.no_rebuild_check:
+        rebuild_ok, how = True, "not measured (--no-rebuild-check)"
+    else:
+        print(
+            "bench_image: two builds of a copied context for the layer-reuse check",
+            file=sys.stderr,
+            flush=True,
+        )
+        rebuild_ok, how, _ = rebuild_check(base)
 
     rows = [
         (
