@@ -1,8 +1,8 @@
 """Gunicorn settings for `serve`, from ServeSettings.from_env(); no app logic here.
 
 Env: SAGEMAKER_BIND_TO_PORT (8080), MODEL_SERVER_WORKERS / SAGEMAKER_MODEL_SERVER_WORKERS (one per core),
-MODEL_SERVER_TIMEOUT / SAGEMAKER_MODEL_SERVER_TIMEOUT (gunicorn's worker timeout in seconds, 60), SCL_WORKER_CLASS,
-SCL_WORKER_THREADS.
+MODEL_SERVER_TIMEOUT / SAGEMAKER_MODEL_SERVER_TIMEOUT (gunicorn's worker timeout in seconds, 60),
+SCL_WORKER_CLASS, SCL_WORKER_THREADS.
 
 Worker class, by measurement (scripts/bench_serve.py, 2 cores shared with wrk -t2 -c32, single-record JSON,
 prediction cache on; the machine was also busy with other work, so absolute numbers are noisy):

@@ -1,4 +1,4 @@
-"""Shared fixtures: a small synthetic dataset, SageMaker-shaped /opt/ml trees, one trained artifact per run."""
+"""Shared fixtures: a small synthetic dataset, SageMaker-shaped /opt/ml trees, one trained artifact a run."""
 
 from __future__ import annotations
 

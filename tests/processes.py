@@ -19,7 +19,8 @@ __all__ = ["ROOT", "SERVE", "ServerProcess", "free_port", "venv_env"]
 def venv_env(**extra: str) -> dict[str, str]:
     """The environment for servers: this interpreter's bin folder (gunicorn, python) first on PATH.
 
-    Lives here, not only in conftest.py: ``from conftest import`` is ambiguous once a suite folder has its own.
+    Lives here, not only in conftest.py: ``from conftest import`` is ambiguous once a suite folder has its
+    own.
     """
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"

@@ -50,7 +50,7 @@ class LocalProcess:
     def start(
         cls, command: Sequence[str], env: Mapping[str, str], log_path: Path, port_env: str = PORT_ENV
     ) -> LocalProcess:
-        """``command`` with a free port in ``port_env``, in a new session, stdout and stderr to ``log_path``."""
+        """``command`` with a free port in ``port_env``, in a new session, its output in ``log_path``."""
         port = free_port()
         started = time.monotonic()
         with open(log_path, "wb") as log:
@@ -75,7 +75,7 @@ class LocalProcess:
         while time.monotonic() < end:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"{self.process.args[0]} exited with {self.process.returncode} before /ping answered:\n"
+                    f"the server exited with {self.process.returncode} before /ping answered:\n"
                     f"{self.log_tail()}"
                 )
             try:

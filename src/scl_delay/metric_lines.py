@@ -54,7 +54,7 @@ def metric_definitions() -> list[dict[str, str]]:
 
 
 def metric_values(metrics: Mapping) -> dict[str, float]:
-    """Every metric line's value, from the metrics document (``metrics.json``); non-finite values are left out."""
+    """Every metric line's value, from the metrics document (``metrics.json``); non-finite ones left out."""
     out = {}
     for split, path in METRIC_SOURCES.items():
         node = metrics

@@ -52,7 +52,7 @@ def positive_weight(y: np.ndarray, hp: Hyperparameters) -> float:
 
 
 class _Progress(xgb.callback.TrainingCallback):
-    """One line every ``every`` rounds with the validation metrics (no tabs: CloudWatch shows them as #011)."""
+    """A line every ``every`` rounds with the validation metrics (no tabs: CloudWatch shows them as #011)."""
 
     def __init__(self, say: Callable[[str], None], every: int):
         self.say, self.every = say, every

@@ -33,7 +33,8 @@ def render_markdown(metrics: dict, metadata: dict) -> str:
             f"# scl-delay model `{metadata['model_version']}`",
             "",
             f"Feature set `{hp['feature_set']}`, split `{hp['split']}`, threshold tuned on validation for "
-            f"recall {hp['target_recall']}. Test split: {test['rows']} flights, {test['positive_rate']:.1%} delayed.",
+            f"recall {hp['target_recall']}. Test split: {test['rows']} flights, "
+            f"{test['positive_rate']:.1%} delayed.",
             "",
             metrics_table(
                 {
@@ -54,8 +55,9 @@ def render_markdown(metrics: dict, metadata: dict) -> str:
             f"![precision-recall curve]({PR_CURVE_FILE}) ![confusion matrix]({CONFUSION_FILE})",
             "",
             f"Data: {metrics['data']['rows_used']} rows used of {metrics['data']['rows_read']} read, "
-            f"{metrics['data']['unusable_rows']} unusable, {metrics['data']['duplicate_rows_dropped']} duplicates "
-            f"dropped; dataset sha256 `{metadata['dataset_sha256'][:16]}`; commit `{metadata['git_commit']}`.",
+            f"{metrics['data']['unusable_rows']} unusable, "
+            f"{metrics['data']['duplicate_rows_dropped']} duplicates dropped; "
+            f"dataset sha256 `{metadata['dataset_sha256'][:16]}`; commit `{metadata['git_commit']}`.",
             "",
         ]
     )
