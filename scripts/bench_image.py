@@ -28,6 +28,7 @@ import time
 import uuid
 from pathlib import Path
 
+from local_aws.machine import describe
 from local_aws.process import PORT_ENV, LocalProcess
 from local_aws.real_dataset import find_real_dataset, why_absent
 from scl_delay.synthetic import generate
@@ -217,7 +218,7 @@ def main() -> int:
         ),
         ("rebuild after a .py change reuses the dependency layers", how, "deps layer reused", rebuild_ok),
     ]
-    print(f"Image `{IMAGE}`, engine {engine}, {os.cpu_count()} cores\n")
+    print(f"Image `{IMAGE}`, engine {engine}; machine: {describe()}\n")
     print("| measure | figure | floor | ok |")
     print("|---|---|---|---|")
     for name, figure, floor, ok in rows:

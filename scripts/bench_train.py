@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from local_aws.machine import describe
 from local_aws.real_dataset import DatasetNotFoundError, find_real_dataset, why_absent
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,7 +91,7 @@ def main() -> int:
             f"{logreg['f1']:.3f} / {logreg['pr_auc']:.3f} |"
         )
         failures += quality_failures(name, m)
-    print(f"dataset: {args.data}\n")
+    print(f"machine: {describe()} (after the runs); dataset: {args.data}\n")
     print(
         "| run | rows | wall s (whole `train`) | recall | precision | F1 (vs logreg) | PR-AUC (vs logreg) "
         "| ROC-AUC | logreg F1 / PR-AUC |"
