@@ -27,10 +27,13 @@ help:
 	@echo "make reliability     the reliability measurements, rewriting docs/reliability.md (scripts/reliability.py)"
 
 $(CURDIR)/.tools/bin/uv:
-	python3 -m venv .tools && .tools/bin/pip install --quiet uv==$(UV_VERSION)
+	@echo "setup: installing uv $(UV_VERSION) into .tools/ (no uv on PATH)"
+	python3 -m venv .tools && .tools/bin/pip install --disable-pip-version-check uv==$(UV_VERSION)
 
+# uv prints what it downloads and installs (the first time about 200 MB, a minute or two); later runs are silent.
 .venv/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --quiet
+	@echo "setup: installing the locked dependencies into .venv/ (uv sync --frozen)"
+	$(UV) sync --frozen
 	@touch $@
 
 setup: .venv/.synced
@@ -42,8 +45,10 @@ test: setup
 	scripts/install-test-deps.sh
 	$(PY) -m pytest
 
+# Under a minute on 2 idle cores: unit tests and the live-server contract; no image, moto, load, real data
+# or the train contract's ~30 `train` processes (the `slow` marker, tests/conftest.py).
 test-fast: setup
-	$(PY) -m pytest -m "not container and not aws"
+	$(PY) -m pytest tests/unit tests/contract -m "not slow"
 
 # Known vulnerabilities in every locked package. Needs PyPI's JSON API and OSV: runs in GitHub's ci.yml,
 # not in .ci/run (the sandbox's package mirror serves neither, so pip-audit would audit nothing there).

@@ -15,6 +15,7 @@ import sys
 import pytest
 from processes import ROOT, venv_env
 
+pytestmark = pytest.mark.slow
 TABLE_ROW = re.compile(r"^\|.*\|$", re.MULTILINE)
 
 

@@ -32,7 +32,7 @@ NOT_RUN_HERE = {
     r"make image$": "tests/container/test_image.py builds the image",
     r"make image-demo$": "serves until Ctrl-C; its build, train and serve are tests/container/test_image.py",
     r"make rehearse$": "tests/container/test_image.py runs scripts/rehearse.py (with the image)",
-    r"docker (build|run) ": "no Docker daemon in CI; the podman path (container-engine.sh) is tests/container",
+    r"docker (build|run) ": "no Docker daemon in CI; the podman path (container-engine.sh): tests/container",
     r"SCL_IMAGE=\S+ scripts/container-engine.sh build$": "tests/container/test_image.py (the image fixture)",
     r"scripts/container-engine.sh run ": "tests/container/test_image.py (train and serve through the engine)",
     r"mkdir -p opt_ml/": "part of the docker/podman steps above",
@@ -143,6 +143,7 @@ def test_every_curl_answers_in_the_shape_the_readme_shows(readme_server):
     assert checked >= 4, "the README's example answers went missing"
 
 
+@pytest.mark.slow
 def test_training_and_serving_without_a_container_work_as_written(tmp_path, synthetic_csv):
     (train,) = [
         c for commands, _ in readme_blocks() for c in commands if c.startswith(".venv/bin/python train.py")
