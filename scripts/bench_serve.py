@@ -3,9 +3,11 @@
 under the same gunicorn settings, driven by wrk, with distinct real records; prints a markdown table.
 
     .venv/bin/python scripts/bench_serve.py [--model-dir DIR] [--duration 10] [--repeats 2]
+    .venv/bin/python scripts/bench_serve.py --model-dir DIR --duration 1 --batch-duration 1 --repeats 1 \
+        --cache-entries 500        # a smoke run: seconds, not minutes (tests/contract/test_benchmarks.py)
 
-Without --model-dir it trains one first (train.py) on the dataset named by SCL_DATASET (default: the one
-beside the repository, ../shared/data/dataset_SCL.csv), or else on 20,000 synthetic rows. Every request
+Without --model-dir it trains one first (train.py) on the real dataset as local_aws.real_dataset finds it
+(SCL_DATASET, else ../shared/data/dataset_SCL.csv), or else on 20,000 synthetic rows. Every request
 carries records of that dataset that no other request of the run carries: copies of the year shifted by
 whole weeks (the weekday stays), so the prediction cache never answers by accident. Three servers run
 side by side: the cache off (SCL_PREDICTION_CACHE_SIZE=0), the cache on with the default settings and
@@ -40,9 +42,10 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from local_aws.real_dataset import find_real_dataset, why_absent
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "dataset_SCL.csv"
 FIELDS = ("Fecha-I", "Vlo-I", "Ori-I", "Des-I", "Emp-I", "DIA", "MES", "AÑO", "DIANOM", "TIPOVUELO", "OPERA")
 FIELDS += ("SIGLAORI", "SIGLADES")
 SEPARATOR = "\x1e"  # ASCII record separator between request bodies in a wrk body file
@@ -81,12 +84,11 @@ def env_with(**extra: str) -> dict[str, str]:
 
 
 def dataset(workdir: Path) -> Path:
-    """SCL_DATASET, else the real dataset beside the repository (as bench_train.py), else synthetic."""
-    named = os.environ.get("SCL_DATASET")
-    if named:
-        return Path(named)
-    if DEFAULT_DATA.is_file():
-        return DEFAULT_DATA
+    """The real dataset as local_aws.real_dataset finds it, else synthetic data (and says so)."""
+    found = find_real_dataset()
+    if found:
+        return found
+    say(f"{why_absent()}: synthetic data")
     path = workdir / "synthetic.csv"
     subprocess.run(
         [sys.executable, "-m", "scl_delay.synthetic", "--rows", "20000", "--out", str(path)],
@@ -329,6 +331,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2, help="rounds of interleaved runs")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--known-only", action="store_true", help="leave out records with unknown values")
+    parser.add_argument(
+        "--cache-entries",
+        type=int,
+        help="SCL_PREDICTION_CACHE_SIZE of the cache-on server (default: its own)",
+    )
     parser.add_argument("--verbose", action="store_true", help="print wrk's own output")
     args = parser.parse_args()
     wrk = ensure_wrk()
@@ -351,12 +358,13 @@ def measure(args, wrk: str, workdir: Path, data: Path, model_dir: Path):
         categories = read_metadata(model_dir)["input_schema"]["categories"]
         known = {field: set(values) for field, values in categories.items()}
     records = distinct_records(read_rows(data, known))
-    settings = ServeSettings.from_env(env_with())
+    cache_env = {} if args.cache_entries is None else {"SCL_PREDICTION_CACHE_SIZE": str(args.cache_entries)}
+    settings = ServeSettings.from_env(env_with(**cache_env))
     serve = [str(ROOT / "container" / "serve")]
     floor = ["gunicorn", "-c", str(ROOT / "container" / "gunicorn.conf.py"), "--chdir", str(ROOT / "scripts")]
     servers = {
         "off": Server(serve, {"SM_MODEL_DIR": str(model_dir), "SCL_PREDICTION_CACHE_SIZE": "0"}, "cache-off"),
-        "on": Server(serve, {"SM_MODEL_DIR": str(model_dir)}, "cache-on"),
+        "on": Server(serve, {"SM_MODEL_DIR": str(model_dir), **cache_env}, "cache-on"),
         "floor": Server(floor + ["bench_constant_app:app"], {}, "constant-app"),
     }
     results: dict[str, list[dict]] = {}
@@ -473,8 +481,9 @@ def print_report(args, results: dict, servers: dict, xgb_rps: float, data: Path,
         ("CSV 1,000 records, distinct, cache on (full)", "csv on", f"{csv_on / csv_off:.2f}× cache off"),
     ]
     for title, key, ratio in rows:
+        records = med(key, "rps") * (1000 if key.startswith("csv") else 1)
         print(
-            f"| {title}{flags(key)} | {med(key, 'rps'):,.0f} | {med(key, 'rps') * (1000 if key.startswith('csv') else 1):,.0f} "
+            f"| {title}{flags(key)} | {med(key, 'rps'):,.0f} | {records:,.0f} "
             f"| {med(key, 'p99_ms'):.1f} | {total(key, 'requests'):,} | {total(key, 'errors')} "
             f"| {med(key, 'cpu_us'):.0f} | {ratio} |"
         )

@@ -163,7 +163,7 @@ class Predictor:
         return cls(xgb.Booster(model_file=bytearray(data)), spec, threshold)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        if X.shape[0] <= self.walk_max_rows:
+        if self.walk is not None and X.shape[0] <= self.walk_max_rows:
             return self.walk.predict_proba(X)
         return predict_proba(self.booster, X, self.iteration_range)
 

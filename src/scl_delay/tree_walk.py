@@ -55,8 +55,8 @@ def sigmoid(margin: np.ndarray) -> np.ndarray:
     score, never depend on which engine scored it. A call per row costs ~0.3 µs."""
     x = np.minimum(-margin, np.float32(88.7))
     if _EXPF is not None and len(x) == 1:  # one row: NumPy scalars, not arrays (a third of the time)
-        e = np.float32(_EXPF(float(x[0])))
-        return np.array([np.float32(1) / (e + np.float32(1) + np.float32(1e-16))], dtype=np.float32)
+        e1 = np.float32(_EXPF(float(x[0])))
+        return np.array([np.float32(1) / (e1 + np.float32(1) + np.float32(1e-16))], dtype=np.float32)
     if _EXPF is None:
         e = np.exp(x.astype(np.float64)).astype(np.float32)
     else:

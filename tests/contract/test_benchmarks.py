@@ -55,8 +55,14 @@ def test_bench_serve_prints_its_table_in_a_short_run(model_dir):
         "1",
         "--batch-duration",
         "1",
-        "--no-cold",
+        "--repeats",
+        "1",
+        "--cache-entries",
+        "500",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     rows = TABLE_ROW.findall(result.stdout)
-    assert rows[0].startswith("| cache |") and rows[2].startswith("| on |"), result.stdout
+    assert rows[0].startswith("| scenario | req/s |"), result.stdout
+    titles = [row.split("|")[1].strip() for row in rows[2:]]
+    assert titles[:2] == ["single JSON, distinct, cache off", "single JSON, distinct, cache on (full)"], rows
+    assert "constant Flask app, same gunicorn settings" in titles, rows

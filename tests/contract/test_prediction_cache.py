@@ -1,6 +1,7 @@
 """The prediction cache never changes an answer: the Scorer with it equals the Scorer without it, record
 for record, whether the record comes alone, in a small batch or repeated (the keys that tell 1 from "1" are
-tested in tests/unit/test_prediction_cache.py). In-process on the artifact `train` wrote (no server: the cache lives in the Scorer)."""
+tested in tests/unit/test_prediction_cache.py). In-process on the artifact `train` wrote (no server: the
+cache lives in the Scorer)."""
 
 from __future__ import annotations
 
