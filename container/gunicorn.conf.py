@@ -1,6 +1,6 @@
 """Gunicorn settings for `serve`, from ServeSettings.from_env(); no app logic here.
 
-Env: SAGEMAKER_BIND_TO_PORT (8080), MODEL_SERVER_WORKERS / SAGEMAKER_MODEL_SERVER_WORKERS (one per core),
+Env: SAGEMAKER_BIND_TO_PORT, else PORT (Cloud Run, ECS, most platforms), else 8080; MODEL_SERVER_WORKERS / SAGEMAKER_MODEL_SERVER_WORKERS (one per core),
 MODEL_SERVER_TIMEOUT / SAGEMAKER_MODEL_SERVER_TIMEOUT (gunicorn's worker timeout in seconds, 60), SCL_WORKER_CLASS,
 SCL_WORKER_THREADS.
 
@@ -13,9 +13,12 @@ alive (keepalive below) and two threads overlap one request's socket I/O with an
 without much GIL contention.
 """
 
+import json
 import os
 import sys
 from pathlib import Path
+
+import gunicorn.util
 
 # Must precede the first XGBoost import (preload_app imports serve.py in the master).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -27,6 +30,7 @@ except ImportError:
     pythonpath = str(Path(__file__).resolve().parents[1] / "src")
     sys.path.insert(0, pythonpath)
 
+from scl_delay.errors import error_document
 from scl_delay.settings import ServeSettings
 
 _settings = ServeSettings.from_env()
@@ -47,3 +51,21 @@ accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("SCL_LOG_LEVEL", "info")
 limit_request_line = 8190
+control_socket_disable = True  # gunicorn 25's runtime-management socket: nothing here should be managed live
+
+
+def _json_error_page(sock, status_int, reason, mesg):
+    """gunicorn's own error answers (a request it cannot parse: bad request line, headers too large, bad
+    chunking) as the app's JSON error body instead of HTML. gunicorn writes these itself, before the app runs;
+    it has no hook for them, so its writer is replaced here. What gunicorn answers with no body at all (a
+    worker killed on timeout, a connection it drops) stays without one."""
+    code = reason.lower().replace(" ", "_")
+    body = json.dumps(error_document(code, mesg or reason)).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn.util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+gunicorn.util.write_error = _json_error_page

@@ -8,13 +8,24 @@ operated date and are never read at training time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 
-from .schema import DES_I, FECHA_I, FLIGHT_TYPES, MES, OPERA, TIPOVUELO, FlightColumns, InputSchema
+from .schema import (
+    DES_I,
+    FECHA_I,
+    FLIGHT_TYPES,
+    MES,
+    OPERA,
+    SIGLADES,
+    TIPOVUELO,
+    FlightColumns,
+    InputSchema,
+)
 
 DELAY_THRESHOLD = np.timedelta64(15 * 60, "s")
 MORNING, AFTERNOON, NIGHT = 0, 1, 2
@@ -97,24 +108,34 @@ class FeatureSpec:
     names: tuple[str, ...]
     types: tuple[str, ...]  # XGBoost feature types: "q" numeric, "c" categorical (codes)
     vocabularies: Mapping[str, tuple[str, ...]]  # allowed OPERA / Des-I values, in code order
+    city_airports: Mapping[str, str] = field(default_factory=dict)  # SIGLADES city -> its busiest Des-I
 
     def input_schema(self) -> InputSchema:
         if self.feature_set == "challenge":
-            fields, required = (OPERA, TIPOVUELO, MES, FECHA_I), ((OPERA,), (TIPOVUELO,), (MES, FECHA_I))
+            fields = (FECHA_I, OPERA, TIPOVUELO, DES_I, SIGLADES, MES)
+            required = ((OPERA,), (TIPOVUELO,), (MES, FECHA_I))
         else:
-            fields, required = (
-                (FECHA_I, OPERA, TIPOVUELO, DES_I),
-                ((FECHA_I,), (OPERA,), (TIPOVUELO,), (DES_I,)),
-            )
-        return InputSchema(fields, required, {**self.vocabularies, TIPOVUELO: FLIGHT_TYPES})
+            fields = (FECHA_I, OPERA, TIPOVUELO, DES_I, SIGLADES)
+            required = ((FECHA_I,), (OPERA,), (TIPOVUELO,), (DES_I, SIGLADES))
+        categories = {**self.vocabularies, TIPOVUELO: FLIGHT_TYPES}
+        return InputSchema(fields, required, categories, dict(self.city_airports))
 
     @cached_property
-    def _codes(self) -> dict[str, dict[str, int]]:
-        return {name: {v: i for i, v in enumerate(vocab)} for name, vocab in self.vocabularies.items()}
+    def _codes(self) -> dict[str, tuple[dict[str, int], dict[str, int]]]:
+        """Per field: (exact spelling -> code, case-folded spelling -> code)."""
+        return {
+            name: ({v: i for i, v in enumerate(vocab)}, {v.casefold(): i for i, v in enumerate(vocab)})
+            for name, vocab in self.vocabularies.items()
+        }
 
     def codes(self, field: str, values: np.ndarray) -> np.ndarray:
-        lookup = self._codes[field]
-        return np.fromiter((lookup.get(v, np.nan) for v in values), dtype=np.float32, count=len(values))
+        """Vocabulary codes, matched ignoring case; NaN (missing, as XGBoost scores it) outside it."""
+        exact, folded = self._codes[field]
+        return np.fromiter(
+            (exact[v] if v in exact else folded.get(v.casefold(), np.nan) for v in values),
+            dtype=np.float32,
+            count=len(values),
+        )
 
     def to_dict(self) -> dict:
         return {
@@ -122,6 +143,7 @@ class FeatureSpec:
             "names": list(self.names),
             "types": list(self.types),
             "vocabularies": {k: list(v) for k, v in self.vocabularies.items()},
+            "city_airports": dict(self.city_airports),
         }
 
     @classmethod
@@ -131,18 +153,47 @@ class FeatureSpec:
             tuple(doc["names"]),
             tuple(doc["types"]),
             {k: tuple(v) for k, v in doc["vocabularies"].items()},
+            dict(doc.get("city_airports", {})),
         )
 
 
+def vocabulary(values: Sequence[str]) -> tuple[str, ...]:
+    """Distinct values, matched ignoring case, each in its most frequent spelling; sorted, so the same data
+    gives the same codes."""
+    spellings: dict[str, Counter] = {}
+    for value in values:
+        if value:
+            spellings.setdefault(value.casefold(), Counter())[value] += 1
+    return tuple(sorted(_most_common(c) for c in spellings.values()))
+
+
+def _most_common(counts: Counter) -> str:
+    return min(counts, key=lambda v: (-counts[v], v))  # ties: the first in sort order, so it is stable
+
+
+def city_airports(cities: Sequence[str], airports: Sequence[str]) -> dict[str, str]:
+    """City -> its busiest airport in these rows (Buenos Aires: SAEZ or SABE, whichever has more flights)."""
+    city_names = {v.casefold(): v for v in vocabulary(cities)}
+    airport_names = {v.casefold(): v for v in vocabulary(airports)}
+    counts: dict[str, Counter] = {}
+    for city, airport in zip(cities, airports):
+        if city and airport:
+            counts.setdefault(city_names[city.casefold()], Counter())[airport_names[airport.casefold()]] += 1
+    return {city: _most_common(found) for city, found in sorted(counts.items())}
+
+
 def fit_feature_spec(columns: FlightColumns, feature_set: str) -> FeatureSpec:
-    """Learn the vocabularies from training columns (sorted, so the same data gives the same codes)."""
-    vocabularies = {OPERA: tuple(sorted(set(columns.airline)))}
+    """Learn the vocabularies and the city table from every usable row (all splits: a value seen only in the
+    test weeks is still a known value when served)."""
+    vocabularies = {OPERA: vocabulary(columns.airline)}
+    cities = city_airports(columns.city, columns.destination)
     if feature_set == "challenge":
-        return FeatureSpec(feature_set, CHALLENGE_FEATURES, ("q",) * len(CHALLENGE_FEATURES), vocabularies)
+        names, types = CHALLENGE_FEATURES, ("q",) * len(CHALLENGE_FEATURES)
+        return FeatureSpec(feature_set, names, types, vocabularies, cities)
     if feature_set == "full":
-        vocabularies[DES_I] = tuple(sorted(set(columns.destination)))
+        vocabularies[DES_I] = vocabulary(columns.destination)
         names, types = zip(*FULL_FEATURES)
-        return FeatureSpec(feature_set, names, types, vocabularies)
+        return FeatureSpec(feature_set, names, types, vocabularies, cities)
     raise ValueError(f"unknown feature set {feature_set!r}; expected one of {FEATURE_SETS}")
 
 
@@ -154,8 +205,10 @@ def build_features(columns: FlightColumns, spec: FeatureSpec) -> np.ndarray:
 
 
 def _challenge_features(columns: FlightColumns, spec: FeatureSpec) -> dict[str, np.ndarray]:
+    airline = spec.codes(OPERA, columns.airline)
+    known = spec._codes[OPERA][1]
     parts = {
-        name: columns.airline == name.removeprefix("OPERA_")
+        name: airline == known.get(name.removeprefix("OPERA_").casefold(), -1)
         for name in spec.names
         if name.startswith("OPERA_")
     }
@@ -166,7 +219,7 @@ def _challenge_features(columns: FlightColumns, spec: FeatureSpec) -> dict[str, 
             if name.startswith("MES_")
         }
     )
-    parts["TIPOVUELO_I"] = columns.flight_type == "I"
+    parts["TIPOVUELO_I"] = columns.flight_type == "I"  # "I" or "N": schema.py answers the canonical case
     return parts
 
 
