@@ -56,6 +56,6 @@ def test_threshold_reaches_target_recall_at_best_precision():
     assert m["confusion_matrix"] == [[3, 1], [1, 3]]
 
 
-def test_threshold_falls_back_to_lowest_score_when_target_unreachable():
-    y = np.array([1, 0, 1])
-    assert tune_threshold(y, np.array([0.9, 0.5, 0.5]), target_recall=0.99) == 0.5
+def test_threshold_does_not_flag_everything_to_reach_the_target():
+    y = np.array([1, 0, 1])  # only flagging every row reaches 0.99: the nearest level below is taken
+    assert tune_threshold(y, np.array([0.9, 0.5, 0.5]), target_recall=0.99) == 0.9
