@@ -93,6 +93,7 @@ class Records:
     problems: dict[int, InputError] = field(default_factory=dict)
     header: tuple[str, ...] | None = None
     single: bool = False  # the body held one record (its error is the request's 400)
+    listed: bool = True  # False: the body was one bare JSON object, not a list or lines of records
 
 
 def decode_records(body: bytes, content_type: str | None, fields: Sequence[str]) -> Records:
@@ -141,7 +142,7 @@ def _json_records(text: str, fields: Sequence[str]) -> Records:
                     raise PayloadError(f"{key!r} must be a list of records, got {_json_type(doc)}")
                 break
         else:  # one record: the fastest path
-            return Records({name: [doc.get(name)] for name in fields}, 1, single=True)
+            return Records({name: [doc.get(name)] for name in fields}, 1, single=True, listed=False)
     if not isinstance(doc, list):
         raise PayloadError(f"expected a record object or a list of records, got {_json_type(doc)}")
     if not doc:
@@ -213,6 +214,8 @@ HEADERLESS_LAYOUTS = {len(HEADERLESS_FIELDS): HEADERLESS_FIELDS, len(SCL_COLUMNS
 
 
 def _csv_records(text: str, fields: Sequence[str]) -> Records:
+    if "\r" in text:  # lines end at \n only, as Batch Transform splits them: a lone \r is no line break
+        text = text.replace("\r\n", "\n").replace("\r", " ")
     rows = list(csv_rows(text))
     known = set(fields) | set(SCL_COLUMNS)
     first = [v.strip() for v in rows[0][1]] if rows else []

@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
+from functools import cache, cached_property
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -82,6 +82,7 @@ _TIMESTAMP = re.compile(
     r"(Z|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?",
     re.ASCII,
 )
+_PLAIN_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[ T]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?", re.ASCII)
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 SHOWN_CHARS = 80  # an error message echoes at most this much of a bad value
 _MISSING = "missing required field"
@@ -140,7 +141,15 @@ class InputSchema:
             dict(doc.get("city_airports", {})),
         )
 
-    @property
+    @cached_property
+    def lookups(self) -> dict[str, dict[str, str]]:
+        """Per categorical field: case-folded value -> canonical spelling (built once per schema)."""
+        categories = {TIPOVUELO: FLIGHT_TYPES, **self.categories}
+        if self.city_airports:
+            categories.setdefault(SIGLADES, tuple(self.city_airports))
+        return {name: canonical_lookup(values) for name, values in categories.items()}
+
+    @cached_property
     def read_fields(self) -> tuple[str, ...]:
         """Every name a record may carry a needed value under (fields, then their aliases)."""
         names = list(self.fields)
@@ -204,7 +213,12 @@ def parse_timestamps(values: Sequence, field_name: str) -> tuple[np.ndarray, lis
     """
     out = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[s]")
     errors, ok_index, ok_text = [], [], []
+    low, high = str(YEARS[0]), str(YEARS[1])
     for i, value in enumerate(values):
+        if value.__class__ is str and _PLAIN_TIMESTAMP.fullmatch(value) and low <= value[:4] <= high:
+            ok_index.append(i)  # the usual case first: Santiago time, no fraction, no offset, no spaces
+            ok_text.append(value)
+            continue
         if is_missing(value):
             continue
         match = _TIMESTAMP.fullmatch(value.strip()) if isinstance(value, str) else None
@@ -268,8 +282,9 @@ def _whole_number(value) -> int | None:
 
 
 def canonical_lookup(vocabulary: Sequence[str]) -> dict[str, str]:
-    """Case-insensitive key -> the vocabulary's own spelling."""
-    return {v.strip().casefold(): v for v in vocabulary}
+    """Case-folded value -> the vocabulary's own spelling; the spellings map to themselves too, so the usual
+    value (sent as the vocabulary spells it) is found without trimming or case-folding it."""
+    return {**{v.strip().casefold(): v for v in vocabulary}, **{v: v for v in vocabulary}}
 
 
 def parse_categories(
@@ -277,16 +292,23 @@ def parse_categories(
     field_name: str,
     allowed: Sequence[str] | None,
     unknown: list[tuple[int, str]] | None = None,
+    lookup: Mapping[str, str] | None = None,
 ) -> tuple[np.ndarray, list[InvalidRecordError]]:
     """Trimmed text values, answered in ``allowed``'s spelling when they match it ignoring case.
 
     A value outside ``allowed`` is kept (trimmed) and its row appended to ``unknown`` when that list is
-    given; otherwise it is an error. Missing values become "".
+    given; otherwise it is an error. Missing values become "". ``lookup``: ``canonical_lookup(allowed)``,
+    when the caller keeps one.
     """
-    lookup = None if allowed is None else canonical_lookup(allowed)
+    if lookup is None and allowed is not None:
+        lookup = canonical_lookup(allowed)
     out = np.full(len(values), "", dtype=object)
     errors = []
+    exact = lookup.get if lookup is not None else {}.get
     for i, value in enumerate(values):
+        if (found := exact(value)) is not None:  # the usual case first: a value spelled as the vocabulary
+            out[i] = found
+            continue
         if is_missing(value):
             continue
         if not isinstance(value, str):
@@ -303,7 +325,8 @@ def parse_categories(
             out[i] = text
             unknown.append((i, field_name))
         else:
-            errors.append(InvalidRecordError(i, field_name, _unknown(field_name, value, allowed)))
+            listed = allowed or tuple(dict.fromkeys(lookup.values()))
+            errors.append(InvalidRecordError(i, field_name, _unknown(field_name, value, listed)))
     return out, errors
 
 
@@ -313,20 +336,24 @@ def _unknown(field_name: str, value: str, allowed: Sequence[str]) -> str:
     return f"unknown value {shown(value)}; expected one of {listed}{more}"
 
 
-def _raw_values(raw: Mapping[str, Sequence], column: RawColumn, n_rows: int) -> tuple[list, list[str]]:
-    """The column's values, each taken from its name or, where that is missing, from its first alias given;
-    with the name each value came from (for error messages)."""
-    sources = [n for n in (column.name, *column.aliases) if n in raw]
-    if not sources:
-        return [None] * n_rows, [column.name] * n_rows
-    if len(sources) == 1:
-        return list(raw[sources[0]]), [sources[0]] * n_rows
-    values, names = [], []
-    for i in range(n_rows):
-        name = next((s for s in sources if not is_missing(raw[s][i])), column.name)
-        values.append(raw[name][i] if name in raw else None)
-        names.append(name)
-    return values, names
+def _raw_values(
+    raw: Mapping[str, Sequence], column: RawColumn, n_rows: int
+) -> tuple[Sequence, dict[int, str]]:
+    """The column's values, each taken from its name or, where that is missing, from an alias; with the rows
+    whose value came from an alias (for error messages)."""
+    values = raw.get(column.name)
+    from_alias: dict[int, str] = {}
+    for alias in column.aliases:
+        others = raw.get(alias)
+        if others is None or all(v is None for v in others):
+            continue
+        if values is None:
+            values = [None] * n_rows
+        values = list(values)
+        for i, value in enumerate(values):
+            if is_missing(value) and not is_missing(others[i]):
+                values[i], from_alias[i] = others[i], alias
+    return ([None] * n_rows if values is None else values), from_alias
 
 
 def parse_columns(
@@ -337,35 +364,34 @@ def parse_columns(
     Derived where absent: ``Des-I`` from ``SIGLADES`` (the schema's city table), ``TIPOVUELO`` from
     ``Des-I``; a ``TIPOVUELO`` contradicting ``Des-I`` is an error naming both.
     """
-    categories = {TIPOVUELO: FLIGHT_TYPES, **schema.categories}
-    if schema.city_airports:
-        categories.setdefault(SIGLADES, tuple(schema.city_airports))
+    lookups = schema.lookups
     unknown_cells: list[tuple[int, str]] | None = [] if unknown == "score" else None
     parsed, errors = {}, []
     for column in RAW_COLUMNS:
         if column.name not in schema.fields:
             parsed[column.attribute] = _empty(column.kind, n_rows)
             continue
-        values, names = _raw_values(raw, column, n_rows)
+        values, from_alias = _raw_values(raw, column, n_rows)
         if column.kind == "timestamp":
             out, found = parse_timestamps(values, column.name)
         elif column.kind == "month":
             out, found = parse_months(values, column.name)
         else:  # TIPOVUELO's two values are never "unknown": another value is an error
             cells = None if column.name == TIPOVUELO else unknown_cells
-            out, found = parse_categories(values, column.name, categories.get(column.name), cells)
+            out, found = parse_categories(values, column.name, None, cells, lookups.get(column.name))
         for e in found:  # name the field the record used (FECHA_PROGRAMADA for the earlier service)
-            if names[e.index] != column.name:
-                e.field = names[e.index]
+            if e.index in from_alias:
+                e.field = from_alias[e.index]
                 e.args = (f"record {e.index}: {e.field}: {e.reason}",)
         parsed[column.attribute], errors = out, errors + found
     errors += _derive(parsed, schema)
-    errors += _missing_required(raw, parsed, n_rows, schema, {e.index for e in errors})
+    errors += _missing_required(raw, n_rows, parsed, schema, {e.index for e in errors})
+    errors.sort(key=lambda e: e.index)
     scheduled, given_month = parsed.pop("scheduled"), parsed.pop("given_month")
     month = np.where(np.isnat(scheduled), given_month, scheduled.astype("datetime64[M]").astype(int) % 12 + 1)
     valid = np.ones(n_rows, dtype=bool)
-    valid[[e.index for e in errors]] = False
-    errors.sort(key=lambda e: e.index)
+    if errors:
+        valid[[e.index for e in errors]] = False
     flagged = np.empty(n_rows, dtype=object)
     flagged.fill(())
     for i, name in unknown_cells or ():
@@ -388,13 +414,15 @@ def flight_type_of(destination: str) -> str:
 def _derive(parsed: dict[str, np.ndarray], schema: InputSchema) -> list[InvalidRecordError]:
     destination, city, flight_type = parsed["destination"], parsed["city"], parsed["flight_type"]
     errors = []
-    if DES_I in schema.fields and schema.city_airports:
-        for i in np.flatnonzero((destination == "") & (city != "")):
-            destination[i] = schema.city_airports.get(city[i], "")
     if DES_I not in schema.fields and SIGLADES not in schema.fields:
         return errors
-    for i in np.flatnonzero(destination != ""):
-        derived = flight_type_of(destination[i])
+    cities = schema.city_airports
+    for i, airport in enumerate(destination.tolist()):
+        if not airport and cities and city[i]:
+            destination[i] = airport = cities.get(city[i], "")
+        if not airport:
+            continue
+        derived = flight_type_of(airport)
         if flight_type[i] == "":
             flight_type[i] = derived
         elif flight_type[i] != derived:
@@ -402,37 +430,39 @@ def _derive(parsed: dict[str, np.ndarray], schema: InputSchema) -> list[InvalidR
                 InvalidRecordError(
                     i,
                     TIPOVUELO,
-                    f"TIPOVUELO {flight_type[i]!r} contradicts Des-I {destination[i]!r}: destinations "
+                    f"TIPOVUELO {flight_type[i]!r} contradicts Des-I {airport!r}: destinations "
                     f"starting with {DOMESTIC_PREFIX} are domestic (N), all others international (I)",
                 )
             )
     return errors
 
 
-_RESOLVED = {FECHA_I: "scheduled", OPERA: "airline", TIPOVUELO: "flight_type", DES_I: "destination"}
+_ATTRIBUTE = {c.name: c.attribute for c in RAW_COLUMNS}
 
 
 def _missing_required(
     raw: Mapping[str, Sequence],
-    parsed: Mapping[str, np.ndarray],
     n_rows: int,
+    parsed: Mapping[str, np.ndarray],
     schema: InputSchema,
     already: set[int],
 ) -> list[InvalidRecordError]:
-    """Rows where no field of a required group holds a value (after aliases and derivations)."""
+    """Rows where no field of a required group holds a value, after aliases and derivations (a value given
+    but unusable is an error already, or, like an unknown city, not a missing value)."""
     errors = []
     for group in schema.required:
-        given = np.zeros(n_rows, dtype=bool)
+        given = None
         for name in group:
-            attribute = _RESOLVED.get(name)
-            if attribute is not None:
-                values = parsed[attribute]
-                given |= ~np.isnat(values) if values.dtype.kind == "M" else values != ""
-            if name in raw:  # a value given but unusable (unknown city, bad MES) is not a missing one
-                given |= np.fromiter((not is_missing(v) for v in raw[name]), dtype=bool, count=n_rows)
-            for alias in RAW_BY_NAME[name].aliases if name in RAW_BY_NAME else ():
-                if alias in raw:
-                    given |= np.fromiter((not is_missing(v) for v in raw[alias]), dtype=bool, count=n_rows)
+            if name in _ATTRIBUTE:
+                values = parsed[_ATTRIBUTE[name]]
+                kind = values.dtype.kind
+                present = ~np.isnat(values) if kind == "M" else values != (0 if kind == "i" else "")
+            else:  # a column parsed elsewhere (Fecha-O, in training): present when given
+                column = raw.get(name) or [None] * n_rows
+                present = np.fromiter((not is_missing(v) for v in column), dtype=bool, count=n_rows)
+            given = present if given is None else given | present
+        if given.all():
+            continue
         what = _MISSING if len(group) == 1 else f"{_MISSING} (give {' or '.join(group)})"
         errors += [
             InvalidRecordError(int(i), group[0], what) for i in np.flatnonzero(~given) if i not in already

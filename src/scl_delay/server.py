@@ -113,17 +113,18 @@ def model_status(model: LoadedModel) -> dict:
     }
 
 
-def predict_delay(scorer: Scorer, body: bytes, content_type: str | None, options: Options):
-    """The earlier service's ``POST /predict_delay_probability``: same scorer and errors, its answer shape."""
+def predict_delay(
+    scorer: Scorer, body: bytes, content_type: str | None, accept: str | None, options: Options
+):
+    """The earlier service's ``POST /predict_delay_probability``: same scorer and errors, its JSON answer shape
+    (whatever ``Accept`` says, as that service did)."""
     records = decode_records(body, content_type, scorer.fields)
     answers = scorer.score(records, options)
-    return legacy_body(answers, records.single), JSON, len(answers.errors)
+    return legacy_body(answers, single=not records.listed), JSON, len(answers.errors)
 
 
-_HANDLERS: dict[str, Callable] = {
-    INVOCATIONS: lambda scorer, body, ctype, accept, options: invoke(scorer, body, ctype, accept, options),
-    PREDICT_DELAY: lambda scorer, body, ctype, accept, options: predict_delay(scorer, body, ctype, options),
-}
+# path -> handler(scorer, body, content type, accept, options) -> (body, media type, invalid records)
+_HANDLERS: dict[str, Callable] = {INVOCATIONS: invoke, PREDICT_DELAY: predict_delay}
 
 
 def create_app(model_or_error: LoadedModel | BaseException, settings: ServeSettings) -> Flask:

@@ -809,6 +809,8 @@ def test_the_earlier_services_example_request_works_on_both_routes(server, sessi
         session.post(f"{server.url}/predict_delay_probability", json=[EARLIER, EARLIER], timeout=10), 200
     )
     assert several == [legacy, legacy]
+    one_in_a_list = session.post(f"{server.url}/predict_delay_probability", json=[EARLIER], timeout=10)
+    assert expect_status(one_in_a_list, 200) == [legacy]
 
 
 def test_a_city_with_two_airports_maps_to_the_busier_one(server, session, loaded, synthetic_csv):

@@ -121,6 +121,7 @@ def test_every_line_is_one_slot_and_an_unreadable_line_is_a_problem_in_its_place
         ("2017-01-01 10:00,A,I,KMIA\n\n2017-01-01 11:00,A,I,KMIA\n", 3, {1}),
         ("2017-01-01 10:00,A,I\n2017-01-01 11:00,A,I,KMIA", 2, {0}),
         ("Fecha-I,OPERA,TIPOVUELO,Des-I\n2017-01-01 10:00,A,I\n2017-01-01 10:00,A,I,X\n", 2, {0}),
+        ("\r,,,\n2017-01-01 10:00,A,I,KMIA\r\n", 2, set()),  # a lone CR is no line break
     ],
 )
 def test_csv_gives_one_slot_per_line_whatever_the_quoting(body, slots, problems):
