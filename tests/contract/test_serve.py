@@ -660,13 +660,26 @@ def test_unknown_values_are_scored_as_missing_and_named_in_every_format(
     "params, headers",
     [({"unknown": "reject"}, {}), ({}, {CUSTOM: "unknown=reject"})],
 )
-def test_unknown_reject_refuses_a_value_outside_the_vocabulary(server, session, params, headers):
+@pytest.mark.parametrize(
+    "body, content_type",
+    [
+        (json.dumps([GOOD, UNKNOWN]), "application/json"),
+        (json.dumps(GOOD) + "\n" + json.dumps(UNKNOWN) + "\n", "application/jsonlines"),
+        (csv_of(GOOD, UNKNOWN), "text/csv"),
+    ],
+)
+def test_unknown_reject_refuses_a_value_outside_the_vocabulary(
+    server, session, params, headers, body, content_type
+):
     error = expect_status(invoke(session, server, json.dumps(UNKNOWN), params=params, **headers), 400)[
         "error"
     ]
     assert (error["code"], error["record"], error["field"]) == ("invalid_record", 0, "OPERA"), error
-    doc = expect_status(invoke(session, server, json.dumps([GOOD, UNKNOWN]), params=params, **headers), 200)
+    response = invoke(session, server, body, content_type, params=params, **headers)
+    doc = expect_status(response, 200)
+    assert response.headers["X-Invalid-Records"] == "1"
     assert doc["predictions"][1]["error"]["field"] == "OPERA" and "probability" in doc["predictions"][0]
+    assert "unknown value 'New Air'" in doc["predictions"][1]["error"]["message"]
 
 
 def test_matching_is_trimmed_and_case_insensitive_in_every_format(server, session):
