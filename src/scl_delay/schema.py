@@ -306,7 +306,7 @@ def parse_categories(
     errors = []
     exact = lookup.get if lookup is not None else {}.get
     for i, value in enumerate(values):
-        if (found := exact(value)) is not None:  # the usual case first: a value spelled as the vocabulary
+        if value.__class__ is str and (found := exact(value)) is not None:  # the usual case first
             out[i] = found
             continue
         if is_missing(value):

@@ -133,3 +133,9 @@ def test_every_raw_column_fills_its_own_field_of_flight_columns():
     attributes = [c.attribute for c in RAW_COLUMNS]
     assert len(set(attributes)) == len(attributes)
     assert set(attributes) - {"scheduled", "given_month"} <= fields
+
+
+@pytest.mark.parametrize("value", [[], {}, ["Grupo LATAM"], {"a": 1}, 1.5, True])
+def test_a_category_that_is_not_text_is_an_error_whatever_its_type(value):
+    _, errors = parse({**GOOD, "OPERA": value})
+    assert [(e.index, e.field) for e in errors] == [(0, "OPERA")] and "expected text" in errors[0].reason
