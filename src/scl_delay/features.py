@@ -160,26 +160,32 @@ class FeatureSpec:
 def vocabulary(values: Sequence[str]) -> tuple[str, ...]:
     """Distinct values, matched ignoring case, each in its most frequent spelling; sorted, so the same data
     gives the same codes."""
-    spellings: dict[str, Counter] = {}
-    for value in values:
-        if value:
-            spellings.setdefault(value.casefold(), Counter())[value] += 1
-    return tuple(sorted(_most_common(c) for c in spellings.values()))
+    return tuple(sorted(_spellings(Counter(v for v in values if v)).values()))
 
 
-def _most_common(counts: Counter) -> str:
-    return min(counts, key=lambda v: (-counts[v], v))  # ties: the first in sort order, so it is stable
+def _spellings(counts: Counter) -> dict[str, str]:
+    """Case-folded value -> its most frequent spelling (ties: the first in sort order, so it is stable)."""
+    best: dict[str, str] = {}
+    for value, n in counts.items():
+        key = value.casefold()
+        if key not in best or (-n, value) < (-counts[best[key]], best[key]):
+            best[key] = value
+    return best
 
 
 def city_airports(cities: Sequence[str], airports: Sequence[str]) -> dict[str, str]:
     """City -> its busiest airport in these rows (Buenos Aires: SAEZ or SABE, whichever has more flights)."""
-    city_names = {v.casefold(): v for v in vocabulary(cities)}
-    airport_names = {v.casefold(): v for v in vocabulary(airports)}
-    counts: dict[str, Counter] = {}
-    for city, airport in zip(cities, airports):
+    city_names = _spellings(Counter(c for c in cities if c))
+    airport_names = _spellings(Counter(a for a in airports if a))
+    pairs: Counter = Counter()
+    for (city, airport), n in Counter(zip(cities, airports)).items():
         if city and airport:
-            counts.setdefault(city_names[city.casefold()], Counter())[airport_names[airport.casefold()]] += 1
-    return {city: _most_common(found) for city, found in sorted(counts.items())}
+            pairs[city_names[city.casefold()], airport_names[airport.casefold()]] += n
+    table: dict[str, tuple[int, str]] = {}
+    for (city, airport), n in sorted(pairs.items()):
+        if city not in table or n > table[city][0]:  # ties: the first airport in sort order
+            table[city] = (n, airport)
+    return {city: airport for city, (_, airport) in sorted(table.items())}
 
 
 def fit_feature_spec(columns: FlightColumns, feature_set: str) -> FeatureSpec:
