@@ -48,6 +48,6 @@ def install() -> None:
         )
         return ActionResult({"EndpointArn": endpoint.arn})
 
-    SageMakerModelBackend.update_endpoint = update_endpoint
-    SageMakerResponse.update_endpoint = update_endpoint_response
-    SageMakerModelBackend._scl_update_endpoint = True
+    SageMakerModelBackend.update_endpoint = update_endpoint  # type: ignore[attr-defined]
+    SageMakerResponse.update_endpoint = update_endpoint_response  # type: ignore[attr-defined]
+    SageMakerModelBackend._scl_update_endpoint = True  # type: ignore[attr-defined]

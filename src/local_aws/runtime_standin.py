@@ -40,7 +40,7 @@ class RuntimeStandin:
         port: int = 0,
         region: str = "us-east-1",
     ):
-        self.default, self.routes, self.region = default, dict(routes or {}), region
+        self.default, self.routes, self.region, self.host = default, dict(routes or {}), region, host
         self.calls: list[dict] = []
         standin = self
 
@@ -59,8 +59,7 @@ class RuntimeStandin:
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self.host}:{self.server.server_port}"
 
     def route(self, endpoint: str, upstream: str) -> None:
         self.routes[endpoint] = upstream

@@ -121,7 +121,8 @@ def train_command(opt_ml: Path, image: str) -> list[str]:
 
 class _LogWriter:
     def __init__(self, logs, job_name: str):
-        self.logs, self.stream, self.buffer = logs, f"{job_name}/algo-1-{int(time.time())}", []
+        self.logs, self.stream = logs, f"{job_name}/algo-1-{int(time.time())}"
+        self.buffer: list[dict] = []
         self.last_flush = time.monotonic()
         if logs is None:
             return
@@ -177,7 +178,7 @@ def run_training_job(
     timer = threading.Timer(max_runtime, proc.terminate)
     timer.start()
     try:
-        for raw in proc.stdout:
+        for raw in proc.stdout or ():
             line = raw.rstrip("\n")
             lines.append(line)
             writer.add(line)
@@ -244,8 +245,8 @@ def install(endpoint_url: str, workdir: Path) -> None:
         ).start()
         return result
 
-    SageMakerResponse.create_training_job = create_training_job
-    SageMakerResponse._scl_training_backend = True
+    SageMakerResponse.create_training_job = create_training_job  # type: ignore[method-assign]
+    SageMakerResponse._scl_training_backend = True  # type: ignore[attr-defined]
 
 
 def _run_in_background(job, region: str, endpoint_url: str, workdir: Path) -> None:

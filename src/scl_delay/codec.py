@@ -168,7 +168,8 @@ def _object_records(items: list, fields: Sequence[str], lines: Sequence[int | No
 
 
 def _jsonlines_records(text: str, fields: Sequence[str]) -> Records:
-    items, lines = [], []
+    items: list = []
+    lines: list[int | None] = []
     for number, line in enumerate(body_lines(text), start=1):
         lines.append(number)
         if not line.strip():

@@ -9,7 +9,7 @@ operated date and are never read at training time.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -111,6 +111,8 @@ class FeatureSpec:
     city_airports: Mapping[str, str] = field(default_factory=dict)  # SIGLADES city -> its busiest Des-I
 
     def input_schema(self) -> InputSchema:
+        required: tuple[tuple[str, ...], ...]
+        fields: tuple[str, ...]
         if self.feature_set == "challenge":
             fields = (FECHA_I, OPERA, TIPOVUELO, DES_I, SIGLADES, MES)
             required = ((OPERA,), (TIPOVUELO,), (MES, FECHA_I))
@@ -157,7 +159,7 @@ class FeatureSpec:
         )
 
 
-def vocabulary(values: Sequence[str]) -> tuple[str, ...]:
+def vocabulary(values: Iterable[str]) -> tuple[str, ...]:
     """Distinct values, matched ignoring case, each in its most frequent spelling; sorted, so the same data
     gives the same codes."""
     return tuple(sorted(_spellings(Counter(v for v in values if v)).values()))
@@ -173,7 +175,7 @@ def _spellings(counts: Counter) -> dict[str, str]:
     return best
 
 
-def city_airports(cities: Sequence[str], airports: Sequence[str]) -> dict[str, str]:
+def city_airports(cities: Collection[str], airports: Collection[str]) -> dict[str, str]:
     """City -> its busiest airport in these rows (Buenos Aires: SAEZ or SABE, whichever has more flights)."""
     city_names = _spellings(Counter(c for c in cities if c))
     airport_names = _spellings(Counter(a for a in airports if a))

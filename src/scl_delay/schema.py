@@ -304,9 +304,9 @@ def parse_categories(
         lookup = canonical_lookup(allowed)
     out = np.full(len(values), "", dtype=object)
     errors = []
-    exact = lookup.get if lookup is not None else {}.get
+    table: Mapping[str, str] = lookup if lookup is not None else {}
     for i, value in enumerate(values):
-        if value.__class__ is str and (found := exact(value)) is not None:  # the usual case first
+        if value.__class__ is str and (found := table.get(value)) is not None:  # the usual case first
             out[i] = found
             continue
         if is_missing(value):
@@ -366,7 +366,8 @@ def parse_columns(
     """
     lookups = schema.lookups
     unknown_cells: list[tuple[int, str]] | None = [] if unknown == "score" else None
-    parsed, errors = {}, []
+    parsed: dict[str, np.ndarray] = {}
+    errors: list[InvalidRecordError] = []
     for column in RAW_COLUMNS:
         if column.name not in schema.fields:
             parsed[column.attribute] = _empty(column.kind, n_rows)
@@ -413,7 +414,7 @@ def flight_type_of(destination: str) -> str:
 
 def _derive(parsed: dict[str, np.ndarray], schema: InputSchema) -> list[InvalidRecordError]:
     destination, city, flight_type = parsed["destination"], parsed["city"], parsed["flight_type"]
-    errors = []
+    errors: list[InvalidRecordError] = []
     if DES_I not in schema.fields and SIGLADES not in schema.fields:
         return errors
     cities = schema.city_airports
@@ -451,7 +452,7 @@ def _missing_required(
     but unusable is an error already, or, like an unknown city, not a missing value)."""
     errors = []
     for group in schema.required:
-        given = None
+        given = np.zeros(n_rows, dtype=bool)
         for name in group:
             if name in _ATTRIBUTE:
                 values = parsed[_ATTRIBUTE[name]]
@@ -460,7 +461,7 @@ def _missing_required(
             else:  # a column parsed elsewhere (Fecha-O, in training): present when given
                 column = raw.get(name) or [None] * n_rows
                 present = np.fromiter((not is_missing(v) for v in column), dtype=bool, count=n_rows)
-            given = present if given is None else given | present
+            given |= present
         if given.all():
             continue
         what = _MISSING if len(group) == 1 else f"{_MISSING} (give {' or '.join(group)})"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -130,7 +131,7 @@ class Scorer:
             cache, columns = self.cache, [raw.get(f, missing_column) for f in self.fields]
             keys = [cache_key(values) for values in zip(*columns)]
             for i in todo:
-                hit = cache.get(keys[i])
+                hit: Any = cache.get(keys[i])  # (probability, decision, unknown fields)
                 if hit is not None and not (hit[2] and options.unknown == "reject"):
                     found[i] = hit
             todo = [i for i in todo if found[i] is None]
@@ -139,10 +140,10 @@ class Scorer:
             p, d, unknown, X, bad = self._predict(raw, n, todo, options.unknown)
             errors.update(bad)
             scored = [i for i in todo if i not in bad]
-            for i, hit in zip(scored, zip(p.tolist(), d.tolist(), unknown)):
-                found[i] = hit
+            for i, scored_hit in zip(scored, zip(p.tolist(), d.tolist(), unknown)):
+                found[i] = scored_hit
                 if keys is not None:
-                    self.cache.put(keys[i], hit)
+                    self.cache.put(keys[i], scored_hit)  # type: ignore[arg-type]  # a Hit plus unknown fields
             if options.explain:
                 explanations = self._explanations(X, scored, n, options.top)
         if errors and (records.single or options.on_error == "fail"):

@@ -176,8 +176,9 @@ def create_app(model_or_error: LoadedModel | BaseException, settings: ServeSetti
             return Response(too_large(settings.max_body_bytes), 413, mimetype=JSON)
         code = (e.name or "error").lower().replace(" ", "_")
         response = Response(error_body(code, e.description or e.name), e.code or 500, mimetype=JSON)
-        if e.code == 405 and getattr(e, "valid_methods", None):
-            response.headers["Allow"] = ", ".join(e.valid_methods)
+        methods = getattr(e, "valid_methods", None)
+        if e.code == 405 and methods:
+            response.headers["Allow"] = ", ".join(methods)
         return response
 
     @app.errorhandler(Exception)
@@ -186,8 +187,8 @@ def create_app(model_or_error: LoadedModel | BaseException, settings: ServeSetti
         return Response(_INTERNAL, 500, mimetype=JSON)
 
     if scorer is not None:
-        app.wsgi_app = _scoring_routes(app.wsgi_app, scorer, settings)
-    app.wsgi_app = _normalized_paths(app.wsgi_app)
+        app.wsgi_app = _scoring_routes(app.wsgi_app, scorer, settings)  # type: ignore[method-assign]
+    app.wsgi_app = _normalized_paths(app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 

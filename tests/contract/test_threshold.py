@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from conftest import make_opt_ml, run_train
 
-from scl_delay.model import NEARLY_ALL, tune_threshold
+from scl_delay.metrics import NEARLY_ALL, tune_threshold
 
 
 def test_a_few_level_score_gets_the_level_nearest_the_target_not_the_one_flagging_everything():

@@ -187,11 +187,12 @@ def resolve_training_job(clients, spec: DeploySpec) -> dict:
             if m["MetricName"] in wanted
         }
     if spec.gate_metric not in metrics:
-        from .training_job import _metrics_from_artifact, read_model_artifact
+        from ..metric_lines import metric_values
+        from .training_job import read_model_artifact
 
         files = read_model_artifact(clients.s3, desc["ModelArtifacts"]["S3ModelArtifacts"])
         if "metrics.json" in files:
-            metrics = {**_metrics_from_artifact(json.loads(files["metrics.json"])), **metrics}
+            metrics = {**metric_values(json.loads(files["metrics.json"])), **metrics}
     commit = (record or {}).get("commit") or desc.get("Environment", {}).get("SCL_DELAY_GIT_COMMIT")
     if not commit:
         commit = (
@@ -583,7 +584,7 @@ def _ensure_method(gw, spec: DeploySpec, api_id: str, rid: str, actions: list[st
             )
         have = existing.get(status) or {}
         if have.get("selectionPattern") != pattern or (have.get("responseTemplates") or None) != templates:
-            kwargs = {"selectionPattern": pattern} if pattern else {}
+            kwargs: dict[str, object] = {"selectionPattern": pattern} if pattern else {}
             if templates:
                 kwargs["responseTemplates"] = templates
             gw.put_integration_response(
