@@ -1,8 +1,8 @@
 """Gunicorn settings for `serve`, from ServeSettings.from_env(); no app logic here.
 
-Env: SAGEMAKER_BIND_TO_PORT (8080), MODEL_SERVER_WORKERS / SAGEMAKER_MODEL_SERVER_WORKERS (one per core),
-MODEL_SERVER_TIMEOUT / SAGEMAKER_MODEL_SERVER_TIMEOUT (gunicorn's worker timeout in seconds, 60),
-SCL_WORKER_CLASS, SCL_WORKER_THREADS.
+Env: SAGEMAKER_BIND_TO_PORT, else PORT (Cloud Run, ECS, most platforms), else 8080;
+MODEL_SERVER_WORKERS / SAGEMAKER_MODEL_SERVER_WORKERS (one per core), MODEL_SERVER_TIMEOUT /
+SAGEMAKER_MODEL_SERVER_TIMEOUT (gunicorn's worker timeout in seconds, 60), SCL_WORKER_CLASS, SCL_WORKER_THREADS.
 
 Worker class, by measurement (scripts/bench_serve.py, 2 cores shared with wrk -t2 -c32, single-record JSON,
 prediction cache on; the machine was also busy with other work, so absolute numbers are noisy):
@@ -13,10 +13,13 @@ alive (keepalive below) and two threads overlap one request's socket I/O with an
 without much GIL contention.
 """
 
+import json
 import os
 import socket
 import sys
 from pathlib import Path
+
+import gunicorn.util
 
 # Must precede the first XGBoost import (preload_app imports serve.py in the master).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -28,7 +31,7 @@ except ImportError:
     pythonpath = str(Path(__file__).resolve().parents[1] / "src")
     sys.path.insert(0, pythonpath)
 
-from scl_delay.errors import SettingsError
+from scl_delay.errors import SettingsError, error_document
 from scl_delay.settings import BIND_PORT, ServeSettings
 
 _CHECKED = "SCL_SERVE_PORT_CHECKED"  # a HUP reload re-reads this file while the master holds the port
@@ -51,7 +54,8 @@ try:
 except SettingsError as e:
     sys.exit(f"serve: {e}")
 if not os.environ.get(_CHECKED) and _port_taken(_settings.port):
-    sys.exit(f"serve: port {_settings.port} is in use; stop what listens there or set {BIND_PORT[0]}")
+    names = " or ".join(BIND_PORT)
+    sys.exit(f"serve: port {_settings.port} is in use; stop what listens there or set {names}")
 os.environ[_CHECKED] = "1"
 
 bind = f"0.0.0.0:{_settings.port}"
@@ -70,3 +74,21 @@ accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("SCL_LOG_LEVEL", "info")
 limit_request_line = 8190
+control_socket_disable = True  # gunicorn 25's runtime-management socket: nothing here should be managed live
+
+
+def _json_error_page(sock, status_int, reason, mesg):
+    """gunicorn's own error answers (a request it cannot parse: bad request line, headers too large, bad
+    chunking) as the app's JSON error body instead of HTML. gunicorn writes these itself, before the app runs;
+    it has no hook for them, so its writer is replaced here. What gunicorn answers with no body at all (a
+    worker killed on timeout, a connection it drops) stays without one."""
+    code = reason.lower().replace(" ", "_")
+    body = json.dumps(error_document(code, mesg or reason)).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn.util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+gunicorn.util.write_error = _json_error_page

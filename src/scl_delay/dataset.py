@@ -21,6 +21,7 @@ from .schema import (
     FECHA_I,
     FECHA_O,
     OPERA,
+    SIGLADES,
     TIPOVUELO,
     FlightColumns,
     InputSchema,
@@ -29,10 +30,11 @@ from .schema import (
 )
 
 TRAINING_SCHEMA = InputSchema(
-    fields=(FECHA_I, OPERA, TIPOVUELO, DES_I),
+    fields=(FECHA_I, OPERA, TIPOVUELO, DES_I, SIGLADES),
     required=((FECHA_I,), (FECHA_O,), (OPERA,), (TIPOVUELO,), (DES_I,)),
 )
 REQUIRED_COLUMNS = (FECHA_I, FECHA_O, OPERA, TIPOVUELO, DES_I)
+OPTIONAL_COLUMNS = (SIGLADES,)  # the destination city: read when present, for serving's city -> airport table
 ENCODINGS = ("utf-8-sig", "latin-1")
 SKIPPED_PREFIXES = (".", "_")  # hidden files, and markers such as _SUCCESS or _manifest in a channel folder
 
@@ -75,7 +77,9 @@ class LabeledFlights:
 class RawRows:
     """The required columns of a channel as text, one entry per distinct well-formed record."""
 
-    columns: dict[str, list[str]] = field(default_factory=lambda: {name: [] for name in REQUIRED_COLUMNS})
+    columns: dict[str, list[str]] = field(
+        default_factory=lambda: {name: [] for name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS}
+    )
     sources: list[str] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)  # rows that could not be read at all
     records: int = 0  # every record read, bad and duplicate ones included
@@ -108,7 +112,7 @@ def read_csv(path: Path, into: RawRows, seen: set[tuple[str, ...]]) -> None:
     text = _text(path)
     if not text.strip():
         raise DatasetError(f"{path.name} is empty: expected a CSV header and rows")
-    rows = csv_rows(text)
+    rows = (r for r in csv_rows(text) if any(v.strip() for v in r[1]))  # blank lines are no rows here
     try:
         _, header = next(rows)
         header = [c.strip() for c in header]
@@ -118,7 +122,9 @@ def read_csv(path: Path, into: RawRows, seen: set[tuple[str, ...]]) -> None:
                 f"{path.name}: missing required column(s) {', '.join(missing)}; "
                 f"found {', '.join(repr(c)[:40] for c in header[:20])}"
             )
-        positions = [header.index(c) for c in REQUIRED_COLUMNS]
+        names = REQUIRED_COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if c in header)
+        positions = [header.index(c) for c in names]
+        absent = [c for c in OPTIONAL_COLUMNS if c not in header]
         records_before = into.records
         for line, row in rows:
             into.records += 1
@@ -136,8 +142,10 @@ def read_csv(path: Path, into: RawRows, seen: set[tuple[str, ...]]) -> None:
                 into.duplicates += 1
                 continue
             seen.add(values)
-            for name, i in zip(REQUIRED_COLUMNS, positions):
+            for name, i in zip(names, positions):
                 into.columns[name].append(values[i])
+            for name in absent:
+                into.columns[name].append("")
             into.sources.append(f"{path.name} line {line}")
     except PayloadError as e:
         raise DatasetError(f"{path.name} line {e.line}: not a readable CSV: {e.reason}") from None

@@ -7,6 +7,13 @@ and the message is safe to show. Anything else is ours. Errors carry data, never
 
 from __future__ import annotations
 
+MAX_LISTED_ERRORS = 100  # an all-or-nothing 400 lists at most this many invalid records
+
+
+def error_document(code: str, message: str, **extra) -> dict:
+    """The one shape of every error body: ``{"error": {"code", "message", "record", "field", ...}}``."""
+    return {"error": {"code": code, "message": message, "record": None, "field": None, **extra}}
+
 
 class InputError(Exception):
     """The input can be fixed by whoever supplied it; ``str(e)`` is safe to show them."""
@@ -15,6 +22,9 @@ class InputError(Exception):
 
     def to_dict(self) -> dict:
         return {"code": self.code, "message": str(self)}
+
+    def document(self) -> dict:
+        return error_document(**self.to_dict())
 
 
 class InvalidRecordError(InputError):
@@ -44,6 +54,22 @@ class PayloadError(InputError):
         if self.record is not None:
             body["record"] = self.record
         return body if self.line is None else {**body, "line": self.line}
+
+
+class InvalidRecordsError(InputError):
+    """Several records of one request are invalid and the caller asked for all or nothing (``on_error=fail``).
+
+    The body is the first error's, plus ``invalid_records`` (how many) and ``errors`` (each, up to a cap).
+    """
+
+    def __init__(self, errors: list[InputError]):
+        self.errors, self.first = errors, errors[0]
+        self.code = self.first.code
+        super().__init__(str(self.first))
+
+    def to_dict(self) -> dict:
+        listed = [e.document()["error"] for e in self.errors[:MAX_LISTED_ERRORS]]
+        return {**self.first.document()["error"], "invalid_records": len(self.errors), "errors": listed}
 
 
 class UnsupportedMediaTypeError(InputError):

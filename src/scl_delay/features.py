@@ -8,13 +8,24 @@ operated date and are never read at training time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 
-from .schema import DES_I, FECHA_I, FLIGHT_TYPES, MES, OPERA, TIPOVUELO, FlightColumns, InputSchema
+from .schema import (
+    DES_I,
+    FECHA_I,
+    FLIGHT_TYPES,
+    MES,
+    OPERA,
+    SIGLADES,
+    TIPOVUELO,
+    FlightColumns,
+    InputSchema,
+)
 
 DELAY_THRESHOLD = np.timedelta64(15 * 60, "s")
 MORNING, AFTERNOON, NIGHT = 0, 1, 2
@@ -97,25 +108,36 @@ class FeatureSpec:
     names: tuple[str, ...]
     types: tuple[str, ...]  # XGBoost feature types: "q" numeric, "c" categorical (codes)
     vocabularies: Mapping[str, tuple[str, ...]]  # allowed OPERA / Des-I values, in code order
+    city_airports: Mapping[str, str] = field(default_factory=dict)  # SIGLADES city -> its busiest Des-I
 
     def input_schema(self) -> InputSchema:
         required: tuple[tuple[str, ...], ...]
+        fields: tuple[str, ...]
         if self.feature_set == "challenge":
-            fields, required = (OPERA, TIPOVUELO, MES, FECHA_I), ((OPERA,), (TIPOVUELO,), (MES, FECHA_I))
+            fields = (FECHA_I, OPERA, TIPOVUELO, DES_I, SIGLADES, MES)
+            required = ((OPERA,), (TIPOVUELO,), (MES, FECHA_I))
         else:
-            fields, required = (
-                (FECHA_I, OPERA, TIPOVUELO, DES_I),
-                ((FECHA_I,), (OPERA,), (TIPOVUELO,), (DES_I,)),
-            )
-        return InputSchema(fields, required, {**self.vocabularies, TIPOVUELO: FLIGHT_TYPES})
+            fields = (FECHA_I, OPERA, TIPOVUELO, DES_I, SIGLADES)
+            required = ((FECHA_I,), (OPERA,), (TIPOVUELO,), (DES_I, SIGLADES))
+        categories = {**self.vocabularies, TIPOVUELO: FLIGHT_TYPES}
+        return InputSchema(fields, required, categories, dict(self.city_airports))
 
     @cached_property
-    def _codes(self) -> dict[str, dict[str, int]]:
-        return {name: {v: i for i, v in enumerate(vocab)} for name, vocab in self.vocabularies.items()}
+    def _codes(self) -> dict[str, tuple[dict[str, int], dict[str, int]]]:
+        """Per field: (exact spelling -> code, case-folded spelling -> code)."""
+        return {
+            name: ({v: i for i, v in enumerate(vocab)}, {v.casefold(): i for i, v in enumerate(vocab)})
+            for name, vocab in self.vocabularies.items()
+        }
 
     def codes(self, field: str, values: np.ndarray) -> np.ndarray:
-        lookup = self._codes[field]
-        return np.fromiter((lookup.get(v, np.nan) for v in values), dtype=np.float32, count=len(values))
+        """Vocabulary codes, matched ignoring case; NaN (missing, as XGBoost scores it) outside it."""
+        exact, folded = self._codes[field]
+        return np.fromiter(
+            (exact[v] if v in exact else folded.get(v.casefold(), np.nan) for v in values),
+            dtype=np.float32,
+            count=len(values),
+        )
 
     def to_dict(self) -> dict:
         return {
@@ -123,6 +145,7 @@ class FeatureSpec:
             "names": list(self.names),
             "types": list(self.types),
             "vocabularies": {k: list(v) for k, v in self.vocabularies.items()},
+            "city_airports": dict(self.city_airports),
         }
 
     @classmethod
@@ -132,18 +155,53 @@ class FeatureSpec:
             tuple(doc["names"]),
             tuple(doc["types"]),
             {k: tuple(v) for k, v in doc["vocabularies"].items()},
+            dict(doc.get("city_airports", {})),
         )
 
 
+def vocabulary(values: Iterable[str]) -> tuple[str, ...]:
+    """Distinct values, matched ignoring case, each in its most frequent spelling; sorted, so the same data
+    gives the same codes."""
+    return tuple(sorted(_spellings(Counter(v for v in values if v)).values()))
+
+
+def _spellings(counts: Counter) -> dict[str, str]:
+    """Case-folded value -> its most frequent spelling (ties: the first in sort order, so it is stable)."""
+    best: dict[str, str] = {}
+    for value, n in counts.items():
+        key = value.casefold()
+        if key not in best or (-n, value) < (-counts[best[key]], best[key]):
+            best[key] = value
+    return best
+
+
+def city_airports(cities: Collection[str], airports: Collection[str]) -> dict[str, str]:
+    """City -> its busiest airport in these rows (Buenos Aires: SAEZ or SABE, whichever has more flights)."""
+    city_names = _spellings(Counter(c for c in cities if c))
+    airport_names = _spellings(Counter(a for a in airports if a))
+    pairs: Counter = Counter()
+    for (city, airport), n in Counter(zip(cities, airports)).items():
+        if city and airport:
+            pairs[city_names[city.casefold()], airport_names[airport.casefold()]] += n
+    table: dict[str, tuple[int, str]] = {}
+    for (city, airport), n in sorted(pairs.items()):
+        if city not in table or n > table[city][0]:  # ties: the first airport in sort order
+            table[city] = (n, airport)
+    return {city: airport for city, (_, airport) in sorted(table.items())}
+
+
 def fit_feature_spec(columns: FlightColumns, feature_set: str) -> FeatureSpec:
-    """Learn the vocabularies from training columns (sorted, so the same data gives the same codes)."""
-    vocabularies = {OPERA: tuple(sorted(set(columns.airline)))}
+    """Learn the vocabularies and the city table from every usable row (all splits: a value seen only in the
+    test weeks is still a known value when served)."""
+    vocabularies = {OPERA: vocabulary(columns.airline)}
+    cities = city_airports(columns.city, columns.destination)
     if feature_set == "challenge":
-        return FeatureSpec(feature_set, CHALLENGE_FEATURES, ("q",) * len(CHALLENGE_FEATURES), vocabularies)
+        names, types = CHALLENGE_FEATURES, ("q",) * len(CHALLENGE_FEATURES)
+        return FeatureSpec(feature_set, names, types, vocabularies, cities)
     if feature_set == "full":
-        vocabularies[DES_I] = tuple(sorted(set(columns.destination)))
+        vocabularies[DES_I] = vocabulary(columns.destination)
         names, types = zip(*FULL_FEATURES)
-        return FeatureSpec(feature_set, names, types, vocabularies)
+        return FeatureSpec(feature_set, names, types, vocabularies, cities)
     raise ValueError(f"unknown feature set {feature_set!r}; expected one of {FEATURE_SETS}")
 
 
@@ -155,8 +213,10 @@ def build_features(columns: FlightColumns, spec: FeatureSpec) -> np.ndarray:
 
 
 def _challenge_features(columns: FlightColumns, spec: FeatureSpec) -> dict[str, np.ndarray]:
+    airline = spec.codes(OPERA, columns.airline)
+    known = spec._codes[OPERA][1]
     parts = {
-        name: columns.airline == name.removeprefix("OPERA_")
+        name: airline == known.get(name.removeprefix("OPERA_").casefold(), -1)
         for name in spec.names
         if name.startswith("OPERA_")
     }
@@ -167,7 +227,7 @@ def _challenge_features(columns: FlightColumns, spec: FeatureSpec) -> dict[str, 
             if name.startswith("MES_")
         }
     )
-    parts["TIPOVUELO_I"] = columns.flight_type == "I"
+    parts["TIPOVUELO_I"] = columns.flight_type == "I"  # "I" or "N": schema.py answers the canonical case
     return parts
 
 

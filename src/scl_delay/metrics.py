@@ -22,15 +22,32 @@ def pr_curve(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     return precision_recall_curve(y, p)
 
 
+NEARLY_ALL = 0.9  # a threshold flagging this share of the flights or more decides nothing
+
+
 def tune_threshold(y: np.ndarray, p: np.ndarray, target_recall: float) -> float:
-    """The threshold with the best precision among those reaching ``target_recall`` (the highest if tied)."""
+    """The threshold with the best precision among those reaching ``target_recall`` (the highest if tied).
+
+    A score with few levels can reach the target only by flagging nearly every flight (``challenge`` on
+    ``split=time``: recall 0.993, 94.6% flagged, for a 0.70 target). Then the level whose recall is nearest
+    the target among those flagging less than ``NEARLY_ALL`` of the rows is chosen; the caller reports the
+    recall it reaches.
+    """
     precision, recall, thresholds = pr_curve(y, p)
     precision, recall = precision[:-1], recall[:-1]  # drop the closing point: it has no threshold
+    flagged = np.searchsorted(np.sort(-p), -thresholds, side="right") / len(p)  # share with p >= threshold
     reaching = np.flatnonzero(recall >= target_recall)
-    if len(reaching) == 0:
+    if len(reaching):
+        best = reaching[
+            precision[reaching] == precision[reaching].max()
+        ].max()  # thresholds rise with the index
+        if flagged[best] < NEARLY_ALL:
+            return float(thresholds[best])
+    usable = np.flatnonzero(flagged < NEARLY_ALL)
+    if len(usable) == 0:
         return float(thresholds[0])
-    best = reaching[precision[reaching] == precision[reaching].max()].max()  # thresholds rise with the index
-    return float(thresholds[best])
+    distance = np.abs(recall[usable] - target_recall)
+    return float(thresholds[usable[distance == distance.min()].max()])  # ties: the highest threshold
 
 
 def _both_classes(y: np.ndarray) -> bool:

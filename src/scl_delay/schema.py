@@ -4,6 +4,14 @@ Values arrive as columns (one sequence of raw values per field): from a CSV file
 from request records at serving time. ``parse_columns`` checks every value and returns the parsed
 columns plus one ``InvalidRecordError`` per bad value, so `train` can report row numbers and the server
 can name the record and field.
+
+Every raw input column is one row of ``RAW_COLUMNS`` (its SCL name, the ``FlightColumns`` attribute it
+fills, its kind and the names it also goes by) plus that attribute: nothing else hand-wires a column.
+
+Matching is the same everywhere: text values are trimmed, categories are matched case-insensitively and
+answered with their canonical spelling (the vocabulary's). A category outside the vocabulary is kept as
+given, scored as training scores it (as missing) and listed in ``FlightColumns.unknown``; with
+``unknown="reject"`` it is an error instead.
 """
 
 from __future__ import annotations
@@ -12,6 +20,9 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache, cached_property
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -35,6 +46,8 @@ TIPOVUELO = "TIPOVUELO"
 OPERA = "OPERA"
 SIGLAORI = "SIGLAORI"
 SIGLADES = "SIGLADES"
+# The earlier delay service's name for the scheduled departure (issue 16); it sent cities as SIGLADES.
+FECHA_PROGRAMADA = "FECHA_PROGRAMADA"
 
 SCL_COLUMNS = (
     FECHA_I,
@@ -56,33 +69,67 @@ SCL_COLUMNS = (
     SIGLAORI,
     SIGLADES,
 )
+# Header-less CSV, for every feature set: these four columns, or the 18 of SCL_COLUMNS (told by width).
+HEADERLESS_FIELDS = (FECHA_I, OPERA, TIPOVUELO, DES_I)
 TEXT_COLUMNS = (VLO_I, VLO_O)  # flight numbers: mostly digits, sometimes not; always read as text
 FLIGHT_TYPES = ("I", "N")
-TIMESTAMP_FORMAT = "YYYY-MM-DD HH:MM[:SS]"
-_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?", re.ASCII)
+DOMESTIC_PREFIX = "SC"  # in the SCL data TIPOVUELO is N exactly when Des-I starts with SC (no exception)
+SANTIAGO = "America/Santiago"  # Fecha-I is Santiago local time; timestamps with an offset are converted
+YEARS = (1950, 2100)  # a scheduled departure outside these years is a typo, not a flight
+TIMESTAMP_FORMAT = "YYYY-MM-DD HH:MM[:SS[.fff]] (or ISO 8601 with T, and Z or an offset)"
+_TIMESTAMP = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[ T]([01]\d|2[0-3]):([0-5]\d)(:[0-5]\d(\.\d{1,9})?)?"
+    r"(Z|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?",
+    re.ASCII,
+)
+_PLAIN_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[ T]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?", re.ASCII)
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 SHOWN_CHARS = 80  # an error message echoes at most this much of a bad value
 _MISSING = "missing required field"
+UNKNOWN_POLICIES = ("score", "reject")
+
+
+@dataclass(frozen=True)
+class RawColumn:
+    """One raw input column: its SCL name, the ``FlightColumns`` attribute it fills, how it is parsed."""
+
+    name: str
+    attribute: str
+    kind: str  # "timestamp", "month" or "category"
+    aliases: tuple[str, ...] = ()  # other names a record may use for it (checked when the name is absent)
+
+
+RAW_COLUMNS = (
+    RawColumn(FECHA_I, "scheduled", "timestamp", (FECHA_PROGRAMADA,)),
+    RawColumn(MES, "given_month", "month"),
+    RawColumn(OPERA, "airline", "category"),
+    RawColumn(TIPOVUELO, "flight_type", "category"),
+    RawColumn(DES_I, "destination", "category"),
+    RawColumn(SIGLADES, "city", "category"),
+)
+RAW_BY_NAME = {c.name: c for c in RAW_COLUMNS}
 
 
 @dataclass(frozen=True)
 class InputSchema:
     """What a model needs from each record.
 
-    ``fields`` is the column order of header-less CSV. Each group in ``required`` needs at least one
-    of its fields (the challenge model takes its month from ``MES`` or from ``Fecha-I``).
-    ``categories`` lists the allowed values of categorical fields.
+    ``fields`` are the columns read from a request (header-less CSV uses ``HEADERLESS_FIELDS``). Each group
+    in ``required`` needs at least one of its fields. ``categories`` lists the allowed values of
+    categorical fields; ``city_airports`` maps a destination city (``SIGLADES``) to its airport code.
     """
 
     fields: tuple[str, ...]
     required: tuple[tuple[str, ...], ...]
     categories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    city_airports: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
             "fields": list(self.fields),
             "required": [list(g) for g in self.required],
             "categories": {k: list(v) for k, v in self.categories.items()},
+            "city_airports": dict(self.city_airports),
         }
 
     @classmethod
@@ -91,25 +138,49 @@ class InputSchema:
             tuple(doc["fields"]),
             tuple(tuple(g) for g in doc["required"]),
             {k: tuple(v) for k, v in doc["categories"].items()},
+            dict(doc.get("city_airports", {})),
         )
+
+    @cached_property
+    def lookups(self) -> dict[str, dict[str, str]]:
+        """Per categorical field: case-folded value -> canonical spelling (built once per schema)."""
+        categories = {TIPOVUELO: FLIGHT_TYPES, **self.categories}
+        if self.city_airports:
+            categories.setdefault(SIGLADES, tuple(self.city_airports))
+        return {name: canonical_lookup(values) for name, values in categories.items()}
+
+    @cached_property
+    def read_fields(self) -> tuple[str, ...]:
+        """Every name a record may carry a needed value under (fields, then their aliases)."""
+        names = list(self.fields)
+        for name in self.fields:
+            raw = RAW_BY_NAME.get(name)
+            names += [a for a in (raw.aliases if raw else ()) if a not in names]
+        return tuple(names)
 
 
 @dataclass(frozen=True)
 class FlightColumns:
     """Parsed, validated columns. Rows that failed validation hold placeholders; see ``valid``."""
 
-    scheduled: np.ndarray  # datetime64[s]; NaT where Fecha-I was not given
+    scheduled: np.ndarray  # datetime64[s], Santiago local time; NaT where not given
     month: np.ndarray  # int8, 1..12: from Fecha-I when given, else MES
-    airline: np.ndarray  # object (str)
+    airline: np.ndarray  # object (str), canonical spelling
     flight_type: np.ndarray  # object (str), "I" or "N"
-    destination: np.ndarray  # object (str); "" where the model does not use it
+    destination: np.ndarray  # object (str) airport code; "" where not given
+    city: np.ndarray  # object (str) destination city (SIGLADES); "" where not given
     valid: np.ndarray  # bool
+    unknown: np.ndarray  # object: per row, a tuple of the fields whose value is outside the vocabulary
 
     def __len__(self) -> int:
         return len(self.valid)
 
     def subset(self, mask: np.ndarray) -> FlightColumns:
         return FlightColumns(*(getattr(self, f)[mask] for f in self.__dataclass_fields__))
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[FlightColumns]) -> FlightColumns:
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in cls.__dataclass_fields__))
 
 
 def shown(value) -> str:
@@ -128,22 +199,48 @@ def is_missing(value) -> bool:
     )
 
 
+@cache
+def _santiago() -> ZoneInfo:
+    return ZoneInfo(SANTIAGO)
+
+
 def parse_timestamps(values: Sequence, field_name: str) -> tuple[np.ndarray, list[InvalidRecordError]]:
-    """Strict ``YYYY-MM-DD HH:MM[:SS]`` strings -> datetime64[s]; missing values become NaT."""
+    """ISO 8601 date-times -> datetime64[s] in Santiago local time; missing values become NaT.
+
+    ``YYYY-MM-DD HH:MM``, with ``T`` or a space, seconds and fractions optional. A ``Z`` or ``+hh:mm``
+    suffix is converted to Santiago local time (what ``Fecha-I`` is); without one the value is taken as
+    Santiago local time already. Fractions of a second are dropped.
+    """
     out = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[s]")
     errors, ok_index, ok_text = [], [], []
+    low, high = str(YEARS[0]), str(YEARS[1])
     for i, value in enumerate(values):
+        if value.__class__ is str and _PLAIN_TIMESTAMP.fullmatch(value) and low <= value[:4] <= high:
+            ok_index.append(i)  # the usual case first: Santiago time, no fraction, no offset, no spaces
+            ok_text.append(value)
+            continue
         if is_missing(value):
             continue
-        if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value.strip()):
+        match = _TIMESTAMP.fullmatch(value.strip()) if isinstance(value, str) else None
+        if match is None:
             errors.append(
                 InvalidRecordError(
                     i, field_name, f"expected a date-time {TIMESTAMP_FORMAT}, got {shown(value)}"
                 )
             )
-            continue
-        ok_index.append(i)
-        ok_text.append(value.strip())
+        elif not YEARS[0] <= int(match[1]) <= YEARS[1]:
+            errors.append(
+                InvalidRecordError(i, field_name, f"year {match[1]} is outside {YEARS[0]}-{YEARS[1]}")
+            )
+        elif match[8]:  # an offset: convert to Santiago local time
+            try:
+                local = datetime.fromisoformat(match[0]).astimezone(_santiago()).replace(tzinfo=None)
+                out[i] = np.datetime64(local.replace(microsecond=0), "s")
+            except ValueError:
+                errors.append(InvalidRecordError(i, field_name, f"not a calendar date-time: {shown(value)}"))
+        else:
+            ok_index.append(i)
+            ok_text.append(match[0][:19] if match[7] else match[0])
     try:
         out[ok_index] = np.array(ok_text, dtype="datetime64[s]")
     except ValueError:  # an impossible calendar date (2017-02-30) somewhere: find which, one by one
@@ -155,7 +252,7 @@ def parse_timestamps(values: Sequence, field_name: str) -> tuple[np.ndarray, lis
     return out, errors
 
 
-def parse_months(values: Sequence) -> tuple[np.ndarray, list[InvalidRecordError]]:
+def parse_months(values: Sequence, field_name: str = MES) -> tuple[np.ndarray, list[InvalidRecordError]]:
     """``MES``: a whole number 1..12 (or its text, as in CSV); 0 where missing."""
     out = np.zeros(len(values), dtype=np.int8)
     errors = []
@@ -164,7 +261,9 @@ def parse_months(values: Sequence) -> tuple[np.ndarray, list[InvalidRecordError]
             continue
         month = _whole_number(value)
         if month is None or not 1 <= month <= 12:
-            errors.append(InvalidRecordError(i, MES, f"expected a month number 1-12, got {shown(value)}"))
+            errors.append(
+                InvalidRecordError(i, field_name, f"expected a month number 1-12, got {shown(value)}")
+            )
         else:
             out[i] = month
     return out, errors
@@ -182,24 +281,52 @@ def _whole_number(value) -> int | None:
     return None
 
 
+def canonical_lookup(vocabulary: Sequence[str]) -> dict[str, str]:
+    """Case-folded value -> the vocabulary's own spelling; the spellings map to themselves too, so the usual
+    value (sent as the vocabulary spells it) is found without trimming or case-folding it."""
+    return {**{v.strip().casefold(): v for v in vocabulary}, **{v: v for v in vocabulary}}
+
+
 def parse_categories(
-    values: Sequence, field_name: str, allowed: Sequence[str] | None
+    values: Sequence,
+    field_name: str,
+    allowed: Sequence[str] | None,
+    unknown: list[tuple[int, str]] | None = None,
+    lookup: Mapping[str, str] | None = None,
 ) -> tuple[np.ndarray, list[InvalidRecordError]]:
-    """Text values, checked against ``allowed`` when given; missing values become ""."""
-    allowed_set = None if allowed is None else frozenset(allowed)
+    """Trimmed text values, answered in ``allowed``'s spelling when they match it ignoring case.
+
+    A value outside ``allowed`` is kept (trimmed) and its row appended to ``unknown`` when that list is
+    given; otherwise it is an error. Missing values become "". ``lookup``: ``canonical_lookup(allowed)``,
+    when the caller keeps one.
+    """
+    if lookup is None and allowed is not None:
+        lookup = canonical_lookup(allowed)
     out = np.full(len(values), "", dtype=object)
     errors = []
+    table: Mapping[str, str] = lookup if lookup is not None else {}
     for i, value in enumerate(values):
+        if value.__class__ is str and (found := table.get(value)) is not None:  # the usual case first
+            out[i] = found
+            continue
         if is_missing(value):
             continue
         if not isinstance(value, str):
             errors.append(
                 InvalidRecordError(i, field_name, f"expected text, got {type(value).__name__} {shown(value)}")
             )
-        elif allowed_set is not None and value not in allowed_set:
-            errors.append(InvalidRecordError(i, field_name, _unknown(field_name, value, allowed or ())))
+            continue
+        text = value.strip()
+        if lookup is None:
+            out[i] = text
+        elif (found := lookup.get(text.casefold())) is not None:
+            out[i] = found
+        elif unknown is not None:
+            out[i] = text
+            unknown.append((i, field_name))
         else:
-            out[i] = value
+            listed = allowed or tuple(dict.fromkeys(lookup.values()))
+            errors.append(InvalidRecordError(i, field_name, _unknown(field_name, value, listed)))
     return out, errors
 
 
@@ -209,44 +336,136 @@ def _unknown(field_name: str, value: str, allowed: Sequence[str]) -> str:
     return f"unknown value {shown(value)}; expected one of {listed}{more}"
 
 
+def _raw_values(
+    raw: Mapping[str, Sequence], column: RawColumn, n_rows: int
+) -> tuple[Sequence, dict[int, str]]:
+    """The column's values, each taken from its name or, where that is missing, from an alias; with the rows
+    whose value came from an alias (for error messages)."""
+    values = raw.get(column.name)
+    from_alias: dict[int, str] = {}
+    for alias in column.aliases:
+        others = raw.get(alias)
+        if others is None or all(v is None for v in others):
+            continue
+        if values is None:
+            values = [None] * n_rows
+        values = list(values)
+        for i, value in enumerate(values):
+            if is_missing(value) and not is_missing(others[i]):
+                values[i], from_alias[i] = others[i], alias
+    return ([None] * n_rows if values is None else values), from_alias
+
+
 def parse_columns(
-    raw: Mapping[str, Sequence], n_rows: int, schema: InputSchema
+    raw: Mapping[str, Sequence], n_rows: int, schema: InputSchema, unknown: str = "score"
 ) -> tuple[FlightColumns, list[InvalidRecordError]]:
-    """Validate raw columns against ``schema``; absent fields count as missing in every row."""
+    """Validate raw columns against ``schema``; absent fields count as missing in every row.
 
-    def column(name: str) -> Sequence:
-        return raw[name] if name in raw else [None] * n_rows
-
-    errors = _missing_required(raw, n_rows, schema)
-    categories = dict(schema.categories)
-    categories.setdefault(TIPOVUELO, FLIGHT_TYPES)
-    scheduled, e1 = parse_timestamps(column(FECHA_I), FECHA_I)
-    given_month, e2 = parse_months(column(MES)) if MES in schema.fields else (np.zeros(n_rows, np.int8), [])
-    airline, e3 = parse_categories(column(OPERA), OPERA, categories.get(OPERA))
-    flight_type, e4 = parse_categories(column(TIPOVUELO), TIPOVUELO, categories[TIPOVUELO])
-    destination, e5 = (
-        parse_categories(column(DES_I), DES_I, categories.get(DES_I))
-        if DES_I in schema.fields
-        else (np.full(n_rows, "", dtype=object), [])
-    )
-    errors += e1 + e2 + e3 + e4 + e5
+    Derived where absent: ``Des-I`` from ``SIGLADES`` (the schema's city table), ``TIPOVUELO`` from
+    ``Des-I``; a ``TIPOVUELO`` contradicting ``Des-I`` is an error naming both.
+    """
+    lookups = schema.lookups
+    unknown_cells: list[tuple[int, str]] | None = [] if unknown == "score" else None
+    parsed: dict[str, np.ndarray] = {}
+    errors: list[InvalidRecordError] = []
+    for column in RAW_COLUMNS:
+        if column.name not in schema.fields:
+            parsed[column.attribute] = _empty(column.kind, n_rows)
+            continue
+        values, from_alias = _raw_values(raw, column, n_rows)
+        if column.kind == "timestamp":
+            out, found = parse_timestamps(values, column.name)
+        elif column.kind == "month":
+            out, found = parse_months(values, column.name)
+        else:  # TIPOVUELO's two values are never "unknown": another value is an error
+            cells = None if column.name == TIPOVUELO else unknown_cells
+            out, found = parse_categories(values, column.name, None, cells, lookups.get(column.name))
+        for e in found:  # name the field the record used (FECHA_PROGRAMADA for the earlier service)
+            if e.index in from_alias:
+                e.field = from_alias[e.index]
+                e.args = (f"record {e.index}: {e.field}: {e.reason}",)
+        parsed[column.attribute], errors = out, errors + found
+    errors += _derive(parsed, schema)
+    errors += _missing_required(raw, n_rows, parsed, schema, {e.index for e in errors})
+    errors.sort(key=lambda e: e.index)
+    scheduled, given_month = parsed.pop("scheduled"), parsed.pop("given_month")
     month = np.where(np.isnat(scheduled), given_month, scheduled.astype("datetime64[M]").astype(int) % 12 + 1)
     valid = np.ones(n_rows, dtype=bool)
-    valid[[e.index for e in errors]] = False
-    errors.sort(key=lambda e: e.index)
-    return FlightColumns(scheduled, month.astype(np.int8), airline, flight_type, destination, valid), errors
+    if errors:
+        valid[[e.index for e in errors]] = False
+    flagged = np.empty(n_rows, dtype=object)
+    flagged.fill(())
+    for i, name in unknown_cells or ():
+        flagged[i] = (*flagged[i], name)
+    return FlightColumns(scheduled, month.astype(np.int8), valid=valid, unknown=flagged, **parsed), errors
+
+
+def _empty(kind: str, n_rows: int) -> np.ndarray:
+    if kind == "timestamp":
+        return np.full(n_rows, np.datetime64("NaT"), dtype="datetime64[s]")
+    if kind == "month":
+        return np.zeros(n_rows, dtype=np.int8)
+    return np.full(n_rows, "", dtype=object)
+
+
+def flight_type_of(destination: str) -> str:
+    return "N" if destination.upper().startswith(DOMESTIC_PREFIX) else "I"
+
+
+def _derive(parsed: dict[str, np.ndarray], schema: InputSchema) -> list[InvalidRecordError]:
+    destination, city, flight_type = parsed["destination"], parsed["city"], parsed["flight_type"]
+    errors: list[InvalidRecordError] = []
+    if DES_I not in schema.fields and SIGLADES not in schema.fields:
+        return errors
+    cities = schema.city_airports
+    for i, airport in enumerate(destination.tolist()):
+        if not airport and cities and city[i]:
+            destination[i] = airport = cities.get(city[i], "")
+        if not airport:
+            continue
+        derived = flight_type_of(airport)
+        if flight_type[i] == "":
+            flight_type[i] = derived
+        elif flight_type[i] != derived:
+            errors.append(
+                InvalidRecordError(
+                    i,
+                    TIPOVUELO,
+                    f"TIPOVUELO {flight_type[i]!r} contradicts Des-I {airport!r}: destinations "
+                    f"starting with {DOMESTIC_PREFIX} are domestic (N), all others international (I)",
+                )
+            )
+    return errors
+
+
+_ATTRIBUTE = {c.name: c.attribute for c in RAW_COLUMNS}
 
 
 def _missing_required(
-    raw: Mapping[str, Sequence], n_rows: int, schema: InputSchema
+    raw: Mapping[str, Sequence],
+    n_rows: int,
+    parsed: Mapping[str, np.ndarray],
+    schema: InputSchema,
+    already: set[int],
 ) -> list[InvalidRecordError]:
+    """Rows where no field of a required group holds a value, after aliases and derivations (a value given
+    but unusable is an error already, or, like an unknown city, not a missing value)."""
     errors = []
     for group in schema.required:
-        given = [raw[name] for name in group if name in raw]
+        given = np.zeros(n_rows, dtype=bool)
+        for name in group:
+            if name in _ATTRIBUTE:
+                values = parsed[_ATTRIBUTE[name]]
+                kind = values.dtype.kind
+                present = ~np.isnat(values) if kind == "M" else values != (0 if kind == "i" else "")
+            else:  # a column parsed elsewhere (Fecha-O, in training): present when given
+                column = raw.get(name) or [None] * n_rows
+                present = np.fromiter((not is_missing(v) for v in column), dtype=bool, count=n_rows)
+            given |= present
+        if given.all():
+            continue
         what = _MISSING if len(group) == 1 else f"{_MISSING} (give {' or '.join(group)})"
-        if len(given) == 1:
-            missing = [i for i, value in enumerate(given[0]) if is_missing(value)]
-        else:
-            missing = [i for i in range(n_rows) if all(is_missing(column[i]) for column in given)]
-        errors += [InvalidRecordError(i, group[0], what) for i in missing]
+        errors += [
+            InvalidRecordError(int(i), group[0], what) for i in np.flatnonzero(~given) if i not in already
+        ]
     return errors

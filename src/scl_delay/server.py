@@ -1,19 +1,12 @@
-"""The inference server: SageMaker's /ping, /invocations and /execution-parameters. The sole Flask importer.
+"""The HTTP adapter: SageMaker's /ping, /invocations and /execution-parameters, plus the earlier delay service's
+routes (/predict_delay_probability, /model_status). The sole Flask importer.
 
-Scoring itself (``scoring.Scorer``, its prediction cache and explanations) is transport-free;
-``create_app`` is the thin Flask adapter with the one error -> status table.
+Scoring lives in ``scoring.py`` (transport-free), formats in ``codec.py``; here are the routes, the one
+error -> status table and the one way an error body is built (``errors.error_document``). SageMaker routes
+only /ping and /invocations to the container: the other routes are harmless there and serve drop-in use on
+Cloud Run, ECS or anywhere ``PORT`` is set.
 
-Per-request options, by precedence: query parameter, then ``X-Amzn-SageMaker-Custom-Attributes``
-(``output=probability;explain=true``, which is how SageMaker's InvokeEndpoint ``CustomAttributes`` reach
-the container), then the environment default:
-
-- ``output``: ``probability``, ``decision``, ``both`` or ``probability,decision`` (default from
-  ``SAGEMAKER_INFERENCE_OUTPUT``, else both);
-- ``explain``: ``true``/``1``/``yes`` adds, per record, the features that pushed the delay log-odds up
-  and down the most (XGBoost's own SHAP contributions); ``top`` (1-20, default 3) sets how many.
-
-Invalid records: all-or-nothing. One invalid record fails the whole request with 400 naming the first bad
-record (0-based index) and field, as SageMaker batch transform expects one answer line per input line.
+Paths are normalised before routing (``//invocations`` is ``/invocations``: a base URL ending in ``/``).
 """
 
 from __future__ import annotations
@@ -21,42 +14,45 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable
 from http import HTTPStatus
 from urllib.parse import parse_qsl
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from .artifact import LoadedModel, load_model
-from .codec import CSV, decode_records, encode_predictions, negotiate
+from .artifact import BOOSTER_FILE, LoadedModel, load_model
+from .codec import JSON, decode_records, legacy_body
 from .errors import (
     ArtifactError,
     InputError,
     InvalidRecordError,
+    InvalidRecordsError,
     NotAcceptableError,
     PayloadError,
     RequestParameterError,
     UnsupportedMediaTypeError,
+    error_document,
 )
-from .scoring import Scorer
-from .settings import ServeSettings, parse_output
+from .scoring import INVALID_RECORDS_HEADER, Options, Scorer, invoke, parse_options
+from .settings import ServeSettings
 
 log = logging.getLogger(__name__)
 
 _STATUS: dict[type[InputError], int] = {
     InvalidRecordError: 400,
+    InvalidRecordsError: 400,
     PayloadError: 400,
     RequestParameterError: 400,
     UnsupportedMediaTypeError: 415,
     NotAcceptableError: 406,
 }
-CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 MODEL_VERSION_HEADER = "X-Model-Version"
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
-MAX_TOP = 20
-_SMALL_NUMBER = re.compile(r"[0-9]{1,3}")
-_JSON_MIME = "application/json"
+INVOCATIONS = "/invocations"
+PREDICT_DELAY = "/predict_delay_probability"  # the earlier service's route (issue 16)
+MB = 1024 * 1024
+AWS_MAX_PAYLOAD_MB = 100  # MaxPayloadInMB, and MaxConcurrentTransforms x MaxPayloadInMB, at most 100
+_SLASHES = re.compile(r"//+")
 
 
 def status_for(error: InputError) -> int:
@@ -66,81 +62,69 @@ def status_for(error: InputError) -> int:
     return 400
 
 
-def request_options(
-    query: Mapping[str, str], custom_attributes: str | None, settings: ServeSettings
-) -> tuple[tuple[str, ...], bool, int]:
-    """(output choices, explain flag, top-k) from the query string, then custom attributes, then settings."""
-    attributes = {}
-    if custom_attributes:
-        for part in custom_attributes.split(";"):
-            name, sep, value = part.partition("=")
-            if sep:
-                attributes[name.strip().lower()] = value.strip()
-
-    def get(name: str) -> tuple[str, str] | None:
-        if name in query:
-            return f"query parameter {name}", query[name]
-        if name in attributes:
-            return f"{CUSTOM_ATTRIBUTES} {name}", attributes[name]
-        return None
-
-    outputs, explain, top = settings.inference_output, False, 3
-    if found := get("output"):
-        try:
-            outputs = parse_output(found[1])
-        except ValueError as e:
-            raise RequestParameterError(f"{found[0]}={found[1]!r}: {e}") from None
-    if found := get("explain"):
-        value = found[1].strip().lower()
-        if value not in _TRUE + _FALSE:
-            raise RequestParameterError(f"{found[0]}={found[1]!r}: expected true or false")
-        explain = value in _TRUE
-    if found := get("top"):
-        if not _SMALL_NUMBER.fullmatch(found[1].strip()) or not 1 <= int(found[1]) <= MAX_TOP:
-            raise RequestParameterError(f"{found[0]}={found[1]!r}: expected a whole number 1-{MAX_TOP}")
-        top = int(found[1])
-    return outputs, explain, top
+def error_body(code: str, message: str, **extra) -> bytes:
+    return json.dumps(error_document(code, message, **extra)).encode()
 
 
-def invoke(
-    scorer: Scorer,
-    settings: ServeSettings,
-    body: bytes,
-    content_type: str | None,
-    accept: str | None,
-    query: Mapping[str, str],
-    custom_attributes: str | None,
-) -> tuple[bytes, str]:
-    """One /invocations request, transport-free: -> (response body, its media type); raises ``InputError``."""
-    kind = negotiate(accept)
-    outputs, explain, top = (
-        request_options(query, custom_attributes, settings)
-        if query or custom_attributes
-        else (settings.inference_output, False, 3)
-    )
-    if explain and kind == CSV:
-        raise NotAcceptableError(
-            "explanations need Accept application/json or application/jsonlines, not CSV"
-        )
-    raw, n = decode_records(body, content_type, scorer.fields)
-    if explain:
-        probabilities, decisions, explanations = scorer.explain(raw, n, top)
+_INTERNAL = error_body("internal_error", "internal server error")
+
+
+def too_large(limit: int) -> bytes:
+    return error_body("request_entity_too_large", f"request body over the limit of {limit} bytes")
+
+
+def execution_parameters(settings: ServeSettings) -> dict:
+    """What Batch Transform may ask for, within AWS's limits: MaxPayloadInMB <= 100, and
+    MaxConcurrentTransforms x MaxPayloadInMB <= 100; 0 (no limit, chunked bodies) when so configured."""
+    if settings.max_body_bytes is None:
+        payload_mb, concurrency = 0, settings.workers
     else:
-        (probabilities, decisions), explanations = scorer.score(raw, n), None
-    model = scorer.model
-    return encode_predictions(
-        probabilities, decisions, model.threshold, outputs, model.version, kind, explanations
-    ), kind
+        payload_mb = max(1, min(AWS_MAX_PAYLOAD_MB, settings.max_body_bytes // MB))
+        concurrency = max(1, min(settings.workers, AWS_MAX_PAYLOAD_MB // payload_mb))
+    return {
+        "MaxConcurrentTransforms": concurrency,
+        "BatchStrategy": "MultiRecord",
+        "MaxPayloadInMB": payload_mb,
+    }
 
 
-def error_document(e: InputError) -> dict:
-    return {"error": {"code": e.code, "message": str(e), "record": None, "field": None, **e.to_dict()}}
+def model_status(model: LoadedModel) -> dict:
+    """The model for the earlier service's ``GET /model_status``: type, version, input fields, an example."""
+    schema, metadata = model.input_schema, model.metadata
+    airlines = schema.categories.get("OPERA", ("Sky Airline",))
+    airline = "Sky Airline" if "Sky Airline" in airlines else airlines[0]
+    if schema.city_airports:
+        city = "Calama" if "Calama" in schema.city_airports else next(iter(schema.city_airports))
+        example = {"OPERA": airline, "SIGLADES": city, "FECHA_PROGRAMADA": "2017-11-27 13:00:00"}
+    else:
+        destinations = schema.categories.get("Des-I", ("SCCF",))
+        example = {"Fecha-I": "2017-11-27 13:00:00", "OPERA": airline, "Des-I": destinations[0]}
+    return {
+        "model_type": "XGBoost gradient-boosted trees, binary:logistic",
+        "model_file": BOOSTER_FILE,
+        "model_version": model.version,
+        "package_version": metadata.get("package_version"),
+        "feature_set": model.spec.feature_set,
+        "threshold": model.threshold,
+        "target_recall": metadata.get("target_recall"),
+        "input_variables": list(schema.fields),
+        "required": [list(group) for group in schema.required],
+        "input_example": example,
+    }
 
 
-def _error_body(code: str, message: str, **extra) -> bytes:
-    return json.dumps(
-        {"error": {"code": code, "message": message, "record": None, "field": None, **extra}}
-    ).encode()
+def predict_delay(
+    scorer: Scorer, body: bytes, content_type: str | None, accept: str | None, options: Options
+):
+    """The earlier service's ``POST /predict_delay_probability``: same scorer and errors, its JSON answer shape
+    (whatever ``Accept`` says, as that service did)."""
+    records = decode_records(body, content_type, scorer.fields)
+    answers = scorer.score(records, options)
+    return legacy_body(answers, single=not records.listed), JSON, len(answers.errors)
+
+
+# path -> handler(scorer, body, content type, accept, options) -> (body, media type, invalid records)
+_HANDLERS: dict[str, Callable] = {INVOCATIONS: invoke, PREDICT_DELAY: predict_delay}
 
 
 def create_app(model_or_error: LoadedModel | BaseException, settings: ServeSettings) -> Flask:
@@ -149,33 +133,33 @@ def create_app(model_or_error: LoadedModel | BaseException, settings: ServeSetti
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     model = model_or_error if isinstance(model_or_error, LoadedModel) else None
     scorer = Scorer(model, settings.prediction_cache_size) if model else None
-    unavailable = _error_body("model_unavailable", f"model not loaded: {model_or_error}")
     version_header = {MODEL_VERSION_HEADER: model.version} if model else {}
-    ping_body = b'{"status": "ok", "model_version": "%s"}' % model.version.encode() if model else b""
+    unavailable_body = b""
+    if model is None:  # built only when loading failed; it carries the reason, never an object's repr
+        reason = str(model_or_error) or type(model_or_error).__name__
+        unavailable_body = error_body("model_unavailable", f"model not loaded: {reason}")
+    ping_body = json.dumps({"status": "ok", "model_version": model.version}).encode() if model else b""
+
+    def no_model():
+        return Response(unavailable_body, 503, mimetype=JSON)
 
     @app.get("/ping", provide_automatic_options=False)
     def ping():
-        if model is None:
-            return Response(unavailable, 503, mimetype=_JSON_MIME)
-        return Response(ping_body, 200, mimetype=_JSON_MIME)
+        return no_model() if model is None else Response(ping_body, 200, mimetype=JSON)
 
-    @app.post("/invocations", provide_automatic_options=False)
-    def invocations():  # with a model, _fast_invocations answers before Flask routes: this is the no-model answer
-        return Response(unavailable, 503, mimetype=_JSON_MIME)
+    # With a model, _scoring_routes answers these before Flask routes them: here only the no-model answer.
+    app.add_url_rule(INVOCATIONS, "invocations", no_model, methods=["POST"], provide_automatic_options=False)
+    app.add_url_rule(
+        PREDICT_DELAY, "predict_delay", no_model, methods=["POST"], provide_automatic_options=False
+    )
+
+    @app.get("/model_status", provide_automatic_options=False)
+    def status():
+        return no_model() if model is None else Response(json.dumps(model_status(model)), 200, mimetype=JSON)
 
     @app.get("/execution-parameters", provide_automatic_options=False)
-    def execution_parameters():
-        return Response(
-            json.dumps(
-                {
-                    "MaxConcurrentTransforms": settings.workers,
-                    "BatchStrategy": "MultiRecord",
-                    "MaxPayloadInMB": max(1, settings.max_body_bytes // (1024 * 1024)),
-                }
-            ),
-            200,
-            mimetype=_JSON_MIME,
-        )
+    def parameters():
+        return Response(json.dumps(execution_parameters(settings)), 200, mimetype=JSON)
 
     @app.after_request
     def add_model_version(response: Response) -> Response:
@@ -184,101 +168,103 @@ def create_app(model_or_error: LoadedModel | BaseException, settings: ServeSetti
 
     @app.errorhandler(InputError)
     def input_error(e: InputError):
-        return _json_response(error_document(e), status_for(e))
+        return Response(json.dumps(e.document()), status_for(e), mimetype=JSON)
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
+        if e.code == 413 and settings.max_body_bytes is not None:
+            return Response(too_large(settings.max_body_bytes), 413, mimetype=JSON)
         code = (e.name or "error").lower().replace(" ", "_")
-        message = e.description or e.name
-        if e.code == 413:
-            return Response(_too_large(settings.max_body_bytes), 413, mimetype=_JSON_MIME)
-        response = _json_response(
-            {"error": {"code": code, "message": message, "record": None, "field": None}}, e.code or 500
-        )
-        if e.code == 405 and hasattr(e, "valid_methods") and e.valid_methods:
-            response.headers["Allow"] = ", ".join(e.valid_methods)
+        response = Response(error_body(code, e.description or e.name), e.code or 500, mimetype=JSON)
+        methods = getattr(e, "valid_methods", None)
+        if e.code == 405 and methods:
+            response.headers["Allow"] = ", ".join(methods)
         return response
 
     @app.errorhandler(Exception)
     def internal_error(e: Exception):
         log.exception("unhandled error serving %s %s", request.method, request.path)
-        return Response(_INTERNAL, 500, mimetype=_JSON_MIME)
+        return Response(_INTERNAL, 500, mimetype=JSON)
 
     if scorer is not None:
-        app.wsgi_app = _fast_invocations(app.wsgi_app, scorer, settings)  # type: ignore[method-assign]
+        app.wsgi_app = _scoring_routes(app.wsgi_app, scorer, settings)  # type: ignore[method-assign]
+    app.wsgi_app = _normalized_paths(app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 
-def _fast_invocations(flask_app, scorer: Scorer, settings: ServeSettings):
-    """WSGI middleware answering ``POST /invocations`` without Flask's routing.
+def _normalized_paths(wsgi_app):
+    """``//invocations`` and ``/invocations/`` are ``/invocations`` (a base URL ending in ``/`` doubles it)."""
+
+    def app(environ, start_response):
+        path = environ.get("PATH_INFO") or "/"
+        if "//" in path or (path.endswith("/") and path != "/"):
+            environ["PATH_INFO"] = _SLASHES.sub("/", path).rstrip("/") or "/"
+        return wsgi_app(environ, start_response)
+
+    return app
+
+
+def _scoring_routes(flask_app, scorer: Scorer, settings: ServeSettings):
+    """WSGI middleware answering the scoring POSTs without Flask's routing.
 
     Flask's request/response machinery costs ~0.2 ms of CPU per request, as much as the rest of a cached
-    single-record prediction; at 3,000 req/s on 2 cores that is the difference. Same ``invoke``, same
-    error table; other paths and methods go to Flask. It also owns the body limit, for chunked bodies too
+    single-record prediction; at 3,000 req/s on 2 cores that is the difference. Same handlers, same error
+    table; other paths and methods go to Flask. It also owns the body limit, for chunked bodies too
     (werkzeug would silently cut a chunked body at the limit instead of refusing it).
     """
     version = scorer.model.version
     limit = settings.max_body_bytes
 
     def app(environ, start_response):
-        if environ.get("PATH_INFO") != "/invocations" or environ.get("REQUEST_METHOD") != "POST":
+        handler = _HANDLERS.get(environ.get("PATH_INFO"))
+        if handler is None or environ.get("REQUEST_METHOD") != "POST":
             return flask_app(environ, start_response)
+        headers = [(MODEL_VERSION_HEADER, version)]
         length = environ.get("CONTENT_LENGTH", "")
         if length and not (length.isascii() and length.isdigit()):  # gunicorn refuses these before us
             out, kind, status = (
-                _error_body("invalid_payload", f"bad Content-Length {length[:40]!r}"),
-                _JSON_MIME,
+                error_body("invalid_payload", f"bad Content-Length {length[:40]!r}"),
+                JSON,
                 400,
             )
-        elif length and int(length) > limit:
-            out, kind, status = _too_large(limit), _JSON_MIME, 413
+        elif length and limit is not None and int(length) > limit:
+            out, kind, status = too_large(limit), JSON, 413
         else:
-            body = environ["wsgi.input"].read(int(length) if length else limit + 1)
-            if len(body) > limit:
-                out, kind, status = _too_large(limit), _JSON_MIME, 413
+            stream = environ["wsgi.input"]
+            body = stream.read(int(length)) if length else stream.read(-1 if limit is None else limit + 1)
+            if limit is not None and len(body) > limit:
+                out, kind, status = too_large(limit), JSON, 413
             else:
-                out, kind, status = _answer(scorer, settings, body, environ)
-        start_response(
-            _STATUS_LINES[status],
-            [("Content-Type", kind), ("Content-Length", str(len(out))), (MODEL_VERSION_HEADER, version)],
-        )
+                out, kind, status, invalid = _answer(handler, scorer, settings, body, environ)
+                if status == 200:
+                    headers.append((INVALID_RECORDS_HEADER, str(invalid)))
+        headers += [("Content-Type", kind), ("Content-Length", str(len(out)))]
+        start_response(_STATUS_LINES[status], headers)
         return [out]
 
     return app
 
 
-def _answer(scorer: Scorer, settings: ServeSettings, body: bytes, environ) -> tuple[bytes, str, int]:
+def _answer(handler, scorer: Scorer, settings: ServeSettings, body: bytes, environ):
     query = environ.get("QUERY_STRING")
     try:
-        out, kind = invoke(
-            scorer,
-            settings,
-            body,
-            environ.get("CONTENT_TYPE"),
-            environ.get("HTTP_ACCEPT"),
+        options = parse_options(
             dict(parse_qsl(query, keep_blank_values=True)) if query else {},
             environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES"),
+            settings,
         )
-        return out, kind, 200
+        out, kind, invalid = handler(
+            scorer, body, environ.get("CONTENT_TYPE"), environ.get("HTTP_ACCEPT"), options
+        )
+        return out, kind, 200, invalid
     except InputError as e:
-        return json.dumps(error_document(e)).encode(), _JSON_MIME, status_for(e)
+        return json.dumps(e.document()).encode(), JSON, status_for(e), 0
     except Exception:
-        log.exception("unhandled error serving POST /invocations")
-        return _INTERNAL, _JSON_MIME, 500
-
-
-def _too_large(limit: int) -> bytes:
-    return _error_body("request_entity_too_large", f"request body over the limit of {limit} bytes")
+        log.exception("unhandled error serving POST %s", environ.get("PATH_INFO"))
+        return _INTERNAL, JSON, 500, 0
 
 
 _STATUS_LINES = {code: f"{code} {HTTPStatus(code).phrase}" for code in (200, 400, 406, 413, 415, 500)}
-_INTERNAL = json.dumps(
-    {"error": {"code": "internal_error", "message": "internal server error", "record": None, "field": None}}
-).encode()
-
-
-def _json_response(doc: dict, status: int) -> Response:
-    return Response(json.dumps(doc), status, mimetype=_JSON_MIME)
 
 
 def load_or_error(model_dir) -> LoadedModel | BaseException:

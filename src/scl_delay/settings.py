@@ -18,15 +18,20 @@ SM_MODEL_DIR = "SM_MODEL_DIR"
 SM_CHANNEL_TRAINING = "SM_CHANNEL_TRAINING"
 SM_CHANNEL_VALIDATION = "SM_CHANNEL_VALIDATION"
 SM_OUTPUT_DATA_DIR = "SM_OUTPUT_DATA_DIR"
-BIND_PORT = ("SAGEMAKER_BIND_TO_PORT",)
+# SageMaker's variable wins; PORT is what Cloud Run, ECS task definitions and most platforms set
+BIND_PORT = ("SAGEMAKER_BIND_TO_PORT", "PORT")
 WORKERS = ("MODEL_SERVER_WORKERS", "SAGEMAKER_MODEL_SERVER_WORKERS")
 TIMEOUT = ("MODEL_SERVER_TIMEOUT", "SAGEMAKER_MODEL_SERVER_TIMEOUT")
-MAX_PAYLOAD_MB = ("SAGEMAKER_MAX_PAYLOAD_IN_MB",)
+MAX_PAYLOAD_MB = ("SAGEMAKER_MAX_PAYLOAD_IN_MB",)  # 0: no limit (AWS: arbitrarily large, chunked bodies)
+UNKNOWN_POLICY = ("SCL_UNKNOWN_POLICY",)  # score (default) or reject values outside the vocabulary
+ON_ERROR = ("SCL_ON_ERROR",)  # record (default: an error entry in the invalid record's place) or fail
 INFERENCE_OUTPUT = ("SAGEMAKER_INFERENCE_OUTPUT",)
 PREDICTION_CACHE = ("SCL_PREDICTION_CACHE_SIZE",)  # records per worker; 0 turns the cache off
 WORKER_CLASS = ("SCL_WORKER_CLASS",)  # gunicorn worker class; the default was chosen by measurement
 WORKER_THREADS = ("SCL_WORKER_THREADS",)
 OUTPUT_CHOICES = ("probability", "decision")  # what each prediction may carry
+UNKNOWN_CHOICES = ("score", "reject")
+ON_ERROR_CHOICES = ("record", "fail")
 OUTPUT_ALIASES = {
     "both": OUTPUT_CHOICES,
     "all": OUTPUT_CHOICES,
@@ -43,6 +48,15 @@ def _first(env: Mapping[str, str], names: tuple[str, ...]) -> tuple[str, str] | 
         if value:
             return name, value
     return None
+
+
+def _choice(env: Mapping[str, str], names: tuple[str, ...], choices: tuple[str, ...]) -> str:
+    found = _first(env, names)
+    if found is None:
+        return choices[0]
+    if found[1].lower() not in choices:
+        raise SettingsError(f"{found[0]}={found[1]!r}: expected one of {', '.join(choices)}")
+    return found[1].lower()
 
 
 def _int(env: Mapping[str, str], names: tuple[str, ...], default: int, minimum: int = 1) -> int:
@@ -127,7 +141,8 @@ class ServeSettings:
 
     ``timeout_s``: gunicorn's worker timeout in seconds (``MODEL_SERVER_TIMEOUT``; a worker silent that long
     is replaced; gthread does not cut a slow request on a live worker off); ``max_body_bytes``:
-    request body limit (``SAGEMAKER_MAX_PAYLOAD_IN_MB``, in MB, default 6); ``inference_output``: default
+    request body limit (``SAGEMAKER_MAX_PAYLOAD_IN_MB``, in MB, default 6; 0, as SageMaker passes for
+    ``MaxPayloadInMB=0``, means no limit: None); ``inference_output``: default
     per-record output (``SAGEMAKER_INFERENCE_OUTPUT``: probability, decision or both);
     ``prediction_cache_size``: predictions remembered per worker, keyed by the record's model inputs.
     """
@@ -136,8 +151,10 @@ class ServeSettings:
     port: int
     workers: int
     timeout_s: int
-    max_body_bytes: int
+    max_body_bytes: int | None
     inference_output: tuple[str, ...] = OUTPUT_CHOICES
+    unknown: str = "score"
+    on_error: str = "record"
     prediction_cache_size: int = 65536
     worker_class: str = "gthread"
     threads: int = 2
@@ -158,8 +175,10 @@ class ServeSettings:
             port=_int(env, BIND_PORT, default=8080),
             workers=_int(env, WORKERS, default=os.cpu_count() or 1),
             timeout_s=_int(env, TIMEOUT, default=60),
-            max_body_bytes=_int(env, MAX_PAYLOAD_MB, default=6) * 1024 * 1024,
+            max_body_bytes=_int(env, MAX_PAYLOAD_MB, default=6, minimum=0) * 1024 * 1024 or None,
             inference_output=output,
+            unknown=_choice(env, UNKNOWN_POLICY, UNKNOWN_CHOICES),
+            on_error=_choice(env, ON_ERROR, ON_ERROR_CHOICES),
             prediction_cache_size=_int(env, PREDICTION_CACHE, default=65536, minimum=0),
             worker_class=worker_class[1] if worker_class else "gthread",
             threads=_int(env, WORKER_THREADS, default=2),

@@ -33,6 +33,7 @@ from .metric_lines import metric_lines
 from .metrics import classification_metrics, pr_curve, tune_threshold
 from .model import Split, fit_booster, predict_proba
 from .report import render_figures, render_markdown
+from .schema import FlightColumns
 from .settings import TrainSettings
 
 GIT_COMMIT_ENV = "SCL_DELAY_GIT_COMMIT"
@@ -171,12 +172,17 @@ def run(settings: TrainSettings, overrides: Mapping[str, str], env: Mapping[str,
             f"test={len(splits.test.label)}"
         )
     with stage("features"):
-        spec = fit_feature_spec(splits.train.columns, hp.feature_set)
+        # vocabularies from every usable row, all splits: a destination first seen in the test weeks is a
+        # known value, scored with its own code, not a refusal at serving time
+        every_row = FlightColumns.concatenate(
+            [flights.columns] + ([validation.columns] if validation else [])
+        )
+        spec = fit_feature_spec(every_row, hp.feature_set)
         model_splits = {
             k: Split(build_features(getattr(splits, k).columns, spec), getattr(splits, k).label)
             for k in ("train", "validation", "test")
         }
-        base_spec = fit_feature_spec(splits.train.columns, "challenge")
+        base_spec = fit_feature_spec(every_row, "challenge")
         base_splits = {
             k: Split(build_features(getattr(splits, k).columns, base_spec), getattr(splits, k).label)
             for k in ("train", "validation", "test")
@@ -215,6 +221,7 @@ def evaluate(
     b_test = baseline_proba(baseline, base_splits["test"].X)
     b_threshold = tune_threshold(val.y, b_val, hp.target_recall)
     test_metrics = classification_metrics(test.y, p_test, threshold)
+    _warn_if_off_target(classification_metrics(val.y, p_val, threshold)["recall"], hp.target_recall, p_val)
     majority = classification_metrics(test.y, np.zeros(len(test.y)), 0.5)
     model_pr = pr_curve(test.y, p_test)
     base_pr = pr_curve(test.y, b_test)
@@ -231,6 +238,18 @@ def evaluate(
             test_metrics["confusion_matrix"],
         ),
     }
+
+
+RECALL_TOLERANCE = 0.05
+
+
+def _warn_if_off_target(recall: float, target: float, scores: np.ndarray) -> None:
+    """Say so when the threshold search could not land near the target (a score with few levels)."""
+    if abs(recall - target) > RECALL_TOLERANCE:
+        _say(
+            f"warning: the decision threshold reaches validation recall {recall:.3f}, not the target "
+            f"{target}: the validation score has only {len(np.unique(scores))} levels"
+        )
 
 
 def _metadata(

@@ -35,6 +35,7 @@ GOOD = {
 }
 GOOD2 = {"Fecha-I": "2017-07-20 08:05", "OPERA": "Sky Airline", "TIPOVUELO": "N", "Des-I": "SCFA"}
 FIELDS = ("Fecha-I", "OPERA", "TIPOVUELO", "Des-I")
+CUSTOM = "X-Amzn-SageMaker-Custom-Attributes"
 
 
 def csv_of(*records: dict, header: bool = True) -> str:
@@ -164,7 +165,8 @@ def test_all_formats_give_the_same_predictions(server, session):
             "text/csv",
             "text/csv",
             lambda t: [
-                {"probability": float(p), "decision": d == "1"} for p, d in csv.reader(io.StringIO(t))
+                {"probability": float(p), "decision": d == "1"}
+                for p, d, unknown, error in csv.reader(io.StringIO(t))
             ],
         ),
         ("application/jsonlines", "application/jsonlines", lambda t: [json.loads(x) for x in t.splitlines()]),
@@ -214,7 +216,7 @@ def test_output_selection_applies_to_csv(server, session):
         invoke(session, server, json.dumps([GOOD, GOOD2]), params={"output": "decision"}, Accept="text/csv"),
         200,
     )
-    assert text.splitlines() and set(text.splitlines()) <= {"0", "1"}
+    assert text.splitlines() and set(text.splitlines()) <= {"0,,", "1,,"}
 
 
 @pytest.mark.parametrize(
@@ -249,13 +251,13 @@ def test_explanations_name_the_features_pushing_up_and_down(server, session, loa
     "body, content_type, status, code, record, field, fragment",
     [
         (
-            json.dumps({**GOOD, "OPERA": "XX Air"}),
+            json.dumps({**GOOD, "OPERA": 7.5}),
             "application/json",
             400,
             "invalid_record",
             0,
             "OPERA",
-            "'XX Air'",
+            "expected text",
         ),
         (
             json.dumps([GOOD, {**GOOD, "TIPOVUELO": "X"}]),
@@ -285,7 +287,7 @@ def test_explanations_name_the_features_pushing_up_and_down(server, session, loa
             "YYYY-MM-DD",
         ),
         (
-            json.dumps([{k: v for k, v in GOOD.items() if k != "Des-I"}]),
+            json.dumps([{k: v for k, v in GOOD.items() if k not in ("Des-I", "SIGLADES")}]),
             "application/json",
             400,
             "invalid_record",
@@ -311,7 +313,15 @@ def test_explanations_name_the_features_pushing_up_and_down(server, session, loa
             "Fecha-I",
             "date-time",
         ),
-        (csv_of(GOOD, {**GOOD, "OPERA": "Nope"}), "text/csv", 400, "invalid_record", 1, "OPERA", "'Nope'"),
+        (
+            csv_of(GOOD, {**GOOD, "MES": "x", "Fecha-I": "x"}),
+            "text/csv",
+            400,
+            "invalid_record",
+            1,
+            "Fecha-I",
+            "'x'",
+        ),
         (
             csv_of(GOOD, {**GOOD, "Des-I": ""}, header=False),
             "text/csv",
@@ -322,13 +332,13 @@ def test_explanations_name_the_features_pushing_up_and_down(server, session, loa
             "missing",
         ),
         (
-            json.dumps(GOOD) + "\n" + json.dumps({**GOOD, "TIPOVUELO": "i"}),
+            json.dumps(GOOD) + "\n" + json.dumps({**GOOD, "TIPOVUELO": "Q"}),
             "application/jsonlines",
             400,
             "invalid_record",
             1,
             "TIPOVUELO",
-            "'i'",
+            "'Q'",
         ),
         ("", "application/json", 400, "invalid_payload", None, None, "empty body"),
         (b"\xff\xfe\x00", "text/csv", 400, "invalid_payload", None, None, "UTF-8"),
@@ -341,11 +351,11 @@ def test_explanations_name_the_features_pushing_up_and_down(server, session, loa
             "text/csv",
             400,
             "invalid_payload",
-            None,
+            0,
             None,
             "expected 4 columns",
         ),
-        ("{not json}\n", "application/jsonlines", 400, "invalid_payload", None, None, "invalid JSON"),
+        ("{not json}\n", "application/jsonlines", 400, "invalid_payload", 0, None, "invalid JSON"),
         ("x", "text/plain", 415, "unsupported_media_type", None, None, "text/plain"),
         ("<x/>", "application/xml", 415, "unsupported_media_type", None, None, "application/xml"),
     ],
@@ -353,19 +363,23 @@ def test_explanations_name_the_features_pushing_up_and_down(server, session, loa
 def test_invalid_requests_get_a_4xx_naming_record_and_field(
     server, session, body, content_type, status, code, record, field, fragment
 ):
-    doc = expect_status(invoke(session, server, body, content_type), status)
+    """One-record requests, and several with ``on_error=fail`` (all or nothing): the first invalid record."""
+    doc = expect_status(invoke(session, server, body, content_type, params={"on_error": "fail"}), status)
     error = doc["error"]
     assert (error["code"], error["record"], error["field"]) == (code, record, field), error
     assert fragment in error["message"], error
     if record is not None:
-        assert error["message"].startswith(f"record {record}: {field}: " if field else f"record {record}: ")
+        assert (f"record {record}: {field}: " if field else f"record {record}: ") in error["message"], error
 
 
-def test_one_invalid_record_fails_the_whole_request(server, session):
-    """The policy is all-or-nothing: no partial answers, the first bad record is named."""
-    records = [GOOD] * 5 + [{**GOOD, "OPERA": "XX"}] + [GOOD2] + [{**GOOD, "TIPOVUELO": "Z"}]
-    error = expect_status(invoke(session, server, json.dumps(records)), 400)["error"]
-    assert (error["record"], error["field"]) == (5, "OPERA")
+def test_on_error_fail_answers_400_listing_every_invalid_record(server, session):
+    records = [GOOD] * 5 + [{**GOOD, "OPERA": 7}] + [GOOD2] + [{**GOOD, "TIPOVUELO": "Z"}]
+    for params, headers in (({"on_error": "fail"}, {}), ({}, {CUSTOM: "on_error=fail"})):
+        error = expect_status(invoke(session, server, json.dumps(records), params=params, **headers), 400)[
+            "error"
+        ]
+        assert (error["record"], error["field"], error["invalid_records"]) == (5, "OPERA", 2), error
+        assert [(e["record"], e["field"]) for e in error["errors"]] == [(5, "OPERA"), (7, "TIPOVUELO")]
 
 
 @pytest.mark.parametrize(
@@ -456,8 +470,10 @@ def test_json_lines_split_only_at_newlines_not_at_unicode_line_separators(server
 
 
 def test_an_error_echoes_at_most_a_short_part_of_a_huge_value(server, session):
-    error = expect_status(invoke(session, server, json.dumps({**GOOD, "OPERA": "X" * 200_000})), 400)["error"]
-    assert (error["record"], error["field"]) == (0, "OPERA")
+    error = expect_status(invoke(session, server, json.dumps({**GOOD, "TIPOVUELO": "X" * 200_000})), 400)[
+        "error"
+    ]
+    assert (error["record"], error["field"]) == (0, "TIPOVUELO")
     assert len(error["message"]) < 3000 and "200002 characters" in error["message"], error["message"][:300]
 
 
@@ -545,7 +561,7 @@ def test_every_input_error_type_has_a_4xx_status():
 def test_served_predictions_equal_the_in_process_ones(server, session, loaded, synthetic_csv):
     with open(synthetic_csv, encoding="utf-8", newline="") as f:
         records = [{k: row[k] for k in FIELDS} for row, _ in zip(csv.DictReader(f), range(1500))]
-    raw = {name: [r[name] for r in records] for name in loaded.input_schema.fields}
+    raw = {name: [r.get(name) for r in records] for name in loaded.input_schema.fields}
     columns, errors = parse_columns(raw, len(records), loaded.input_schema)
     assert not errors
     expected = loaded.predictor.predict_proba(build_features(columns, loaded.spec))
@@ -591,3 +607,293 @@ def test_two_thousand_requests_from_sixteen_threads_all_succeed(server):
     with ThreadPoolExecutor(16) as pool:
         problems = [p for result in pool.map(worker, range(16)) for p in result]
     assert not problems, problems[:5]
+
+
+# ---------------------------------------------------------------- every flight gets an answer (issue 10)
+
+UNKNOWN = {**GOOD, "Des-I": "YMML", "OPERA": "New Air"}  # never seen in training
+
+
+def lines_of(response) -> list[str]:
+    return response.text.splitlines()
+
+
+@pytest.mark.parametrize(
+    "body, content_type, accept",
+    [
+        (json.dumps([GOOD, UNKNOWN]), "application/json", "application/json"),
+        (
+            json.dumps(GOOD) + "\n" + json.dumps(UNKNOWN) + "\n",
+            "application/jsonlines",
+            "application/jsonlines",
+        ),
+        (csv_of(GOOD, UNKNOWN), "text/csv", "text/csv"),
+        (csv_of(GOOD, UNKNOWN, header=False), "text/csv", "application/json"),
+    ],
+)
+def test_unknown_values_are_scored_as_missing_and_named_in_every_format(
+    server, session, loaded, body, content_type, accept
+):
+    response = invoke(session, server, body, content_type, Accept=accept)
+    expect_status(response, 200)
+    assert response.headers["X-Invalid-Records"] == "0"
+    if accept == "text/csv":
+        rows = list(csv.reader(io.StringIO(response.text)))
+        assert rows[0] == ["probability", "decision", "unknown", "error"]  # the request had a header line
+        assert [r[2] for r in rows[1:]] == ["", "OPERA;Des-I"] and all(r[3] == "" for r in rows[1:])
+        return
+    records = (
+        [json.loads(x) for x in lines_of(response)]
+        if accept == "application/jsonlines"
+        else response.json()["predictions"]
+    )
+    assert "unknown" not in records[0] and records[1]["unknown"] == ["OPERA", "Des-I"]
+    # scored exactly as training scores a missing value: NaN codes for both categorical features
+    X = build_features(
+        parse_columns({k: [UNKNOWN.get(k)] for k in FIELDS}, 1, loaded.input_schema)[0], loaded.spec
+    )
+    assert np.isnan(X[0, list(loaded.spec.names).index("destination")])
+    assert records[1]["probability"] == float(loaded.predictor.predict_proba(X)[0])
+
+
+@pytest.mark.parametrize(
+    "params, headers",
+    [({"unknown": "reject"}, {}), ({}, {CUSTOM: "unknown=reject"})],
+)
+@pytest.mark.parametrize(
+    "body, content_type",
+    [
+        (json.dumps([GOOD, UNKNOWN]), "application/json"),
+        (json.dumps(GOOD) + "\n" + json.dumps(UNKNOWN) + "\n", "application/jsonlines"),
+        (csv_of(GOOD, UNKNOWN), "text/csv"),
+    ],
+)
+def test_unknown_reject_refuses_a_value_outside_the_vocabulary(
+    server, session, params, headers, body, content_type
+):
+    error = expect_status(invoke(session, server, json.dumps(UNKNOWN), params=params, **headers), 400)[
+        "error"
+    ]
+    assert (error["code"], error["record"], error["field"]) == ("invalid_record", 0, "OPERA"), error
+    response = invoke(session, server, body, content_type, params=params, **headers)
+    doc = expect_status(response, 200)
+    assert response.headers["X-Invalid-Records"] == "1"
+    assert doc["predictions"][1]["error"]["field"] == "OPERA" and "probability" in doc["predictions"][0]
+    assert "unknown value 'New Air'" in doc["predictions"][1]["error"]["message"]
+
+
+def test_matching_is_trimmed_and_case_insensitive_in_every_format(server, session):
+    odd = {**GOOD, "OPERA": " grupo latam ", "Des-I": "kmia", "TIPOVUELO": "i"}
+    expected = expect_status(invoke(session, server, json.dumps(GOOD)), 200)["predictions"]
+    for body, ctype in ((json.dumps(odd), "application/json"), (csv_of(odd), "text/csv")):
+        assert expect_status(invoke(session, server, body, ctype), 200)["predictions"] == expected
+
+
+@pytest.mark.parametrize(
+    "when, same_as",
+    [
+        ("2017-01-01T23:30:00", "2017-01-01 23:30:00"),
+        ("2017-01-01T23:30", "2017-01-01 23:30:00"),
+        ("2017-01-01T23:30:00.000", "2017-01-01 23:30:00"),
+        ("2017-01-02T02:30:00.000Z", "2017-01-01 23:30:00"),  # Santiago in January: UTC-3
+        ("2017-01-01T22:30:00-04:00", "2017-01-01 23:30:00"),
+    ],
+)
+def test_timestamp_forms_are_read_as_santiago_local_time(server, session, when, same_as):
+    got = expect_status(invoke(session, server, json.dumps({**GOOD, "Fecha-I": when})), 200)
+    want = expect_status(invoke(session, server, json.dumps({**GOOD, "Fecha-I": same_as})), 200)
+    assert got["predictions"] == want["predictions"]
+
+
+@pytest.mark.parametrize(
+    "when", ["0001-07-14 10:00", "2017-07-14", "14/07/2017 10:00", "2017-07-14T10:00+25:00"]
+)
+def test_timestamps_out_of_range_or_shape_are_refused(server, session, when):
+    error = expect_status(invoke(session, server, json.dumps({**GOOD, "Fecha-I": when})), 400)["error"]
+    assert error["field"] == "Fecha-I", error
+
+
+# ---------------------------------------------------------------- a bad record never sinks the good ones
+
+
+@pytest.mark.parametrize(
+    "body, content_type, accept",
+    [
+        (json.dumps([GOOD, {**GOOD, "TIPOVUELO": "X"}, GOOD2]), "application/json", "application/json"),
+        (
+            "\n".join(json.dumps(r) for r in (GOOD, {**GOOD, "TIPOVUELO": "X"}, GOOD2)) + "\n",
+            "application/jsonlines",
+            "application/jsonlines",
+        ),
+        (csv_of(GOOD, {**GOOD, "TIPOVUELO": "X"}, GOOD2, header=False), "text/csv", "text/csv"),
+    ],
+)
+def test_an_invalid_record_gets_an_error_in_its_place_and_the_others_are_scored(
+    server, session, body, content_type, accept
+):
+    expected = expect_status(invoke(session, server, json.dumps([GOOD, GOOD2])), 200)["predictions"]
+    response = invoke(session, server, body, content_type, Accept=accept)
+    expect_status(response, 200)
+    assert response.headers["X-Invalid-Records"] == "1"
+    if accept == "text/csv":
+        rows = list(csv.reader(io.StringIO(response.text)))
+        assert len(rows) == 3 and rows[1][:3] == ["", "", ""]
+        assert rows[1][3].startswith("invalid_record: record 1: TIPOVUELO: ")
+        assert [float(rows[i][0]) for i in (0, 2)] == [p["probability"] for p in expected]
+        return
+    records = (
+        [json.loads(x) for x in lines_of(response)]
+        if accept == "application/jsonlines"
+        else response.json()["predictions"]
+    )
+    assert [records[0], records[2]] == expected
+    assert records[1] == {
+        "error": {
+            "code": "invalid_record",
+            "message": records[1]["error"]["message"],
+            "record": 1,
+            "field": "TIPOVUELO",
+        }
+    }
+    assert records[1]["error"]["message"].startswith("record 1: TIPOVUELO: ")
+
+
+def test_application_json_with_one_object_per_line_is_read_as_json_lines(server, session):
+    body = json.dumps(GOOD) + "\n" + json.dumps(GOOD2) + "\n"
+    assert len(expect_status(invoke(session, server, body, "application/json"), 200)["predictions"]) == 2
+
+
+def test_a_latin_1_csv_body_is_read_by_its_charset(server, session):
+    body = csv_of(GOOD, GOOD2).encode("latin-1")
+    doc = expect_status(invoke(session, server, body, "text/csv; charset=latin-1"), 200)
+    assert len(doc["predictions"]) == 2
+
+
+# ---------------------------------------------------------------- robust under odd requests
+
+
+@pytest.mark.parametrize("path", ["//invocations", "/invocations/", "///invocations"])
+def test_paths_are_normalised_before_routing(server, session, path):
+    response = session.post(
+        f"{server.url}{path}", data=json.dumps(GOOD), headers={"Content-Type": "application/json"}, timeout=10
+    )
+    assert len(expect_status(response, 200)["predictions"]) == 1
+
+
+def test_explanations_are_bounded_per_request(server, session):
+    from scl_delay.scoring import MAX_EXPLAINED_RECORDS
+
+    body = json.dumps([GOOD] * (MAX_EXPLAINED_RECORDS + 1))
+    error = expect_status(invoke(session, server, body, params={"explain": "true"}), 400)["error"]
+    assert error["code"] == "invalid_parameter" and str(MAX_EXPLAINED_RECORDS) in error["message"]
+    started = time.monotonic()
+    doc = expect_status(
+        invoke(session, server, json.dumps([GOOD] * MAX_EXPLAINED_RECORDS), params={"explain": "1"}), 200
+    )
+    assert len(doc["predictions"]) == MAX_EXPLAINED_RECORDS and time.monotonic() - started < 20
+
+
+def test_gunicorns_own_error_pages_are_json(server):
+    status, body = raw_http(
+        server.port, b"GET /ping HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"a" * 9000 + b"\r\n\r\n"
+    )
+    assert status in (400, 431), body
+    assert json.loads(body)["error"]["code"], body
+    status, body = raw_http(server.port, b"BAD REQUEST LINE\r\n\r\n")
+    assert status == 400 and json.loads(body)["error"]["code"] == "bad_request", body
+
+
+# ---------------------------------------------------------------- the earlier service's clients (issue 16)
+
+EARLIER = {"OPERA": "Sky Airline", "SIGLADES": "Calama", "FECHA_PROGRAMADA": "2017-11-27 13:00:00"}
+EARLIER_AS_SCL = {"OPERA": "Sky Airline", "Des-I": "SCCF", "TIPOVUELO": "N", "Fecha-I": "2017-11-27 13:00:00"}
+
+
+def test_the_earlier_services_example_request_works_on_both_routes(server, session, loaded):
+    assert loaded.input_schema.city_airports["Calama"] == "SCCF"
+    expected = expect_status(invoke(session, server, json.dumps(EARLIER_AS_SCL)), 200)["predictions"][0]
+    doc = expect_status(invoke(session, server, json.dumps(EARLIER)), 200)["predictions"][0]
+    assert doc == expected
+    response = session.post(f"{server.url}/predict_delay_probability", json=EARLIER, timeout=10)
+    legacy = expect_status(response, 200)
+    label = "Alta probabilidad de atraso" if expected["decision"] else "Baja probabilidad de atraso"
+    assert legacy == {"delay_probability": expected["probability"], "clase": [label]}
+    several = expect_status(
+        session.post(f"{server.url}/predict_delay_probability", json=[EARLIER, EARLIER], timeout=10), 200
+    )
+    assert several == [legacy, legacy]
+    one_in_a_list = session.post(f"{server.url}/predict_delay_probability", json=[EARLIER], timeout=10)
+    assert expect_status(one_in_a_list, 200) == [legacy]
+
+
+def test_a_city_with_two_airports_maps_to_the_busier_one(server, session, loaded, synthetic_csv):
+    import pandas as pd
+
+    frame = pd.read_csv(synthetic_csv, dtype=str)
+    counts = frame[frame["SIGLADES"] == "Buenos Aires"]["Des-I"].value_counts()
+    assert len(counts) == 2, counts  # SAEZ and SABE in the synthetic data, as in the real one
+    assert loaded.input_schema.city_airports["Buenos Aires"] == counts.index[0]
+    as_city = expect_status(invoke(session, server, json.dumps({**EARLIER, "SIGLADES": "Buenos Aires"})), 200)
+    as_code = expect_status(
+        invoke(session, server, json.dumps({**EARLIER_AS_SCL, "Des-I": counts.index[0], "TIPOVUELO": "I"})),
+        200,
+    )
+    assert as_city["predictions"] == as_code["predictions"]
+
+
+@pytest.mark.parametrize("route", ["/invocations", "/predict_delay_probability"])
+def test_a_tipovuelo_contradicting_the_destination_names_both_fields(server, session, route):
+    response = session.post(f"{server.url}{route}", json={**EARLIER, "TIPOVUELO": "I"}, timeout=10)
+    error = expect_status(response, 400)["error"]
+    assert (error["record"], error["field"]) == (0, "TIPOVUELO")
+    assert "TIPOVUELO 'I' contradicts Des-I 'SCCF'" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "body, status, field",
+    [
+        ({"OPERA": "Sky Airline", "SIGLADES": "Calama"}, 400, "Fecha-I"),
+        ({**EARLIER, "FECHA_PROGRAMADA": "mañana"}, 400, "FECHA_PROGRAMADA"),
+        ({**EARLIER, "SIGLADES": "Atlantis"}, 400, "TIPOVUELO"),
+        ("not json", 400, None),
+    ],
+)
+def test_the_earlier_route_answers_bad_input_as_invocations_does(server, session, body, status, field):
+    data = body if isinstance(body, str) else json.dumps(body)
+    for route in ("/invocations", "/predict_delay_probability"):
+        response = session.post(
+            f"{server.url}{route}", data=data, headers={"Content-Type": "application/json"}, timeout=10
+        )
+        assert expect_status(response, status)["error"]["field"] == field, route
+
+
+def test_model_status_describes_the_model(server, session, loaded):
+    doc = expect_status(session.get(f"{server.url}/model_status", timeout=10), 200)
+    assert doc["model_version"] == loaded.version and doc["model_file"] == "booster.ubj"
+    assert doc["model_type"].startswith("XGBoost") and doc["feature_set"] == loaded.spec.feature_set
+    assert doc["input_variables"] == list(loaded.input_schema.fields)
+    example = expect_status(
+        session.post(f"{server.url}/predict_delay_probability", json=doc["input_example"]), 200
+    )
+    assert 0 <= example["delay_probability"] <= 1
+
+
+@pytest.mark.parametrize(
+    "workers, payload_mb, expected",
+    [
+        (2, 6, (2, 6)),
+        (64, 6, (16, 6)),  # 64 x 6 = 384 MB would break AWS's 100 MB limit
+        (4, 200, (1, 100)),
+        (3, 0, (3, 0)),  # 0: no limit, as MaxPayloadInMB=0 means
+    ],
+)
+def test_execution_parameters_stay_within_aws_limits(workers, payload_mb, expected):
+    from scl_delay.server import execution_parameters
+    from scl_delay.settings import ServeSettings
+
+    settings = ServeSettings.from_env(
+        {"MODEL_SERVER_WORKERS": str(workers), "SAGEMAKER_MAX_PAYLOAD_IN_MB": str(payload_mb)}
+    )
+    doc = execution_parameters(settings)
+    assert (doc["MaxConcurrentTransforms"], doc["MaxPayloadInMB"]) == expected
+    assert doc["MaxConcurrentTransforms"] * doc["MaxPayloadInMB"] <= 100

@@ -91,7 +91,7 @@ def test_sigterm_lets_an_in_flight_request_finish_then_exits_0(tmp_path, model_d
     data = answer.get("data", b"")
     assert data.startswith(b"HTTP/1.1 200"), f"{data[:300]!r}\n{server.log_tail()}"
     lines = data.partition(b"\r\n\r\n")[2].decode().splitlines()
-    assert len(lines) == 2000 and all(line.count(",") == 1 for line in lines)
+    assert len(lines) == 2000 and all(line.count(",") == 3 for line in lines)  # p,d,unknown,error
     assert code == 0, server.log_tail()
 
 
@@ -109,3 +109,67 @@ def test_serve_refuses_to_start_with_a_bad_setting_and_names_it(tmp_path, model_
     finally:
         server.stop()
     assert code != 0 and message in server.log_tail(), server.log_tail()
+
+
+def test_port_is_honoured_when_sagemaker_bind_to_port_is_absent_and_loses_when_both_are_set(
+    tmp_path, model_dir
+):
+    """Cloud Run, ECS and most platforms set PORT; SageMaker sets SAGEMAKER_BIND_TO_PORT, which wins."""
+    from processes import free_port
+
+    other = free_port()
+    servers = {
+        "PORT alone": ServerProcess(
+            [str(ROOT / "container" / "serve")],
+            venv_env(OPT_ML_DIR=str(tmp_path / "opt_ml"), SM_MODEL_DIR=str(model_dir)),
+            port_env="PORT",
+            log_dir=tmp_path,
+        ),
+        "both": start(tmp_path, model_dir, PORT=str(other)),
+    }
+    try:
+        for name, server in servers.items():
+            assert server.wait_ping(deadline_s=30).status_code == 200, name
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{other}/ping", timeout=2)
+    finally:
+        for server in servers.values():
+            assert server.stop() == 0, server.log_tail()
+
+
+def test_max_payload_0_means_no_limit_as_aws_documents_it(tmp_path, model_dir):
+    """SageMaker passes SAGEMAKER_MAX_PAYLOAD_IN_MB=0 for MaxPayloadInMB=0 (arbitrarily large, chunked bodies)."""
+    server = start(tmp_path, model_dir, SAGEMAKER_MAX_PAYLOAD_IN_MB="0", MODEL_SERVER_WORKERS="2")
+    try:
+        server.wait_ping(deadline_s=30)
+        parameters = requests.get(f"{server.url}/execution-parameters", timeout=10).json()
+        assert parameters == {
+            "MaxConcurrentTransforms": 2,
+            "BatchStrategy": "MultiRecord",
+            "MaxPayloadInMB": 0,
+        }
+        line = f"{GOOD['Fecha-I']},{GOOD['OPERA']},{GOOD['TIPOVUELO']},{GOOD['Des-I']}\n".encode()
+        chunks = [line * 20_000] * 4  # ~7 MB, chunked: over the 6 MB default
+        response = requests.post(
+            f"{server.url}/invocations", data=iter(chunks), headers={"Content-Type": "text/csv"}, timeout=60
+        )
+        assert response.status_code == 200, response.text[:500]
+        assert len(response.json()["predictions"]) == 80_000
+    finally:
+        assert server.stop() == 0, server.log_tail()
+
+
+def test_without_a_model_every_path_spelling_gets_the_reason_and_nothing_else(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    server = start(tmp_path, empty)
+    try:
+        server.wait_ping(deadline_s=30, expect=503)
+        for path in ("/invocations", "//invocations", "/predict_delay_probability"):
+            response = requests.post(f"{server.url}{path}", json=GOOD, timeout=10)
+            assert response.status_code == 503, (path, response.text)
+            error = response.json()["error"]
+            assert error["code"] == "model_unavailable" and "metadata.json is missing" in error["message"]
+            assert "LoadedModel" not in response.text and "Predictor" not in response.text
+    finally:
+        assert server.stop() == 0, server.log_tail()

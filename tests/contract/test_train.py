@@ -140,7 +140,7 @@ def test_bad_rows_are_reported_with_line_and_column_and_tolerated_below_the_thre
     assert code == 0
     quality = json.loads((settings.output_data_dir / "data_quality.json").read_text())
     assert quality["unusable_rows"] == 2 and quality["rows_used"] == len(frame) - 2
-    assert quality["problems"][0].startswith("flights.csv line 6, column Fecha-I: not a calendar date-time")
+    assert quality["problems"][0].startswith("flights.csv line 6, column Fecha-I: expected a date-time")
     assert quality["problems"][1].startswith("flights.csv line 11, column TIPOVUELO")
 
 

@@ -43,7 +43,10 @@ _REGISTRY = Registry().with_resource(
     "urn:spec", Resource.from_contents(SPEC, default_specification=DRAFT202012)
 )
 JSON_TYPES = ("application/json",)
-SCHEMA_FIELDS = ("Fecha-I", "OPERA", "TIPOVUELO", "Des-I", "SIGLADES", "MES", "Vlo-I")
+MODEL_PATHS = ("/ping", "/invocations", "/predict_delay_probability", "/model_status")  # 503 without a model
+SCORING_PATHS = ("/invocations", "/predict_delay_probability")
+EARLIER = {"OPERA": "Sky Airline", "SIGLADES": "Calama", "FECHA_PROGRAMADA": "2017-11-27 13:00:00"}
+SCHEMA_FIELDS = ("Fecha-I", "OPERA", "TIPOVUELO", "Des-I", "SIGLADES", "MES", "Vlo-I", "FECHA_PROGRAMADA")
 PROPERTY_SETTINGS = {
     "deadline": None,
     "derandomize": True,
@@ -117,9 +120,7 @@ def check_response(response, path: str, method: str, tally: Tally | None = None)
         if 400 <= status < 500 and (media != "application/json" or not _is_error_document(response.content)):
             tally.bad_error_bodies += 1
     context = f"{method} {path} -> {status} {media}: {response.content[:600]!r}"
-    assert status < 500 or status == 503 and path in ("/ping", "/invocations") and _unavailable(response), (
-        context
-    )
+    assert status < 500 or status == 503 and path in MODEL_PATHS and _unavailable(response), context
     documented, pointer = documented_response(path, method, status)
     content = documented.get("content", {})
     assert media in content, f"{context}\n{media!r} is not documented for this response ({sorted(content)})"
@@ -195,7 +196,13 @@ def csv_of(*records: dict, header: bool = True) -> str:
 
 def test_openapi_yaml_is_a_valid_openapi_document():
     validate_spec(SPEC)
-    assert set(SPEC["paths"]) == {"/ping", "/invocations", "/execution-parameters"}
+    assert set(SPEC["paths"]) == {
+        "/ping",
+        "/invocations",
+        "/execution-parameters",
+        "/predict_delay_probability",
+        "/model_status",
+    }
 
 
 def test_spec_lists_every_request_and_response_format_the_codec_knows():
@@ -205,7 +212,7 @@ def test_spec_lists_every_request_and_response_format_the_codec_knows():
     assert set(invocations["requestBody"]["content"]) == set(REQUEST_TYPES)
     assert set(invocations["responses"]["200"]["content"]) == set(RESPONSE_TYPES)
     params = {p["$ref"].rsplit("/", 1)[1] for p in invocations["parameters"]}
-    assert params == {"output", "explain", "top", "customAttributes"}
+    assert params == {"output", "explain", "top", "unknown", "on_error", "customAttributes"}
 
 
 GOOD_JSON = json.dumps([GOOD, GOOD2])
@@ -290,9 +297,69 @@ REAL_REQUESTS = [
         json.dumps({**GOOD, "OPERA": "XX"}),
         {"Content-Type": "application/json"},
         {},
+        200,
+    ),
+    (
+        "POST",
+        "/invocations",
+        json.dumps({**GOOD, "OPERA": "XX"}),
+        {"Content-Type": "application/json"},
+        {"unknown": "reject"},
         400,
     ),
-    ("POST", "/invocations", csv_of(GOOD, {**GOOD, "TIPOVUELO": "Z"}), {"Content-Type": "text/csv"}, {}, 400),
+    ("POST", "/invocations", csv_of(GOOD, {**GOOD, "TIPOVUELO": "Z"}), {"Content-Type": "text/csv"}, {}, 200),
+    (
+        "POST",
+        "/invocations",
+        json.dumps([GOOD, {**GOOD, "TIPOVUELO": "Z"}, {**GOOD, "OPERA": 3}]),
+        {"Content-Type": "application/json"},
+        {},
+        200,
+    ),
+    (
+        "POST",
+        "/invocations",
+        csv_of(GOOD, {**GOOD, "TIPOVUELO": "Z"}),
+        {"Content-Type": "text/csv"},
+        {"on_error": "fail"},
+        400,
+    ),
+    (
+        "POST",
+        "/invocations",
+        json.dumps([GOOD, {**GOOD, "TIPOVUELO": "Z"}, {**GOOD, "OPERA": 3}]),
+        {"Content-Type": "application/json", "X-Amzn-SageMaker-Custom-Attributes": "on_error=fail"},
+        {},
+        400,
+    ),
+    ("POST", "/invocations", json.dumps(EARLIER), {"Content-Type": "application/json"}, {}, 200),
+    (
+        "POST",
+        "/predict_delay_probability",
+        json.dumps(EARLIER),
+        {"Content-Type": "application/json"},
+        {},
+        200,
+    ),
+    (
+        "POST",
+        "/predict_delay_probability",
+        json.dumps([EARLIER, {**EARLIER, "TIPOVUELO": "I"}]),
+        {"Content-Type": "application/json"},
+        {},
+        200,
+    ),
+    (
+        "POST",
+        "/predict_delay_probability",
+        json.dumps({**EARLIER, "TIPOVUELO": "I"}),
+        {"Content-Type": "application/json"},
+        {},
+        400,
+    ),
+    ("POST", "/predict_delay_probability", "<a/>", {"Content-Type": "application/xml"}, {}, 415),
+    ("GET", "/model_status", None, {}, {}, 200),
+    ("POST", "/model_status", None, {}, {}, 405),
     ("POST", "/invocations", '{"instances": [', {"Content-Type": "application/json"}, {}, 400),
     ("POST", "/invocations", "{x}\n", {"Content-Type": "application/jsonlines"}, {}, 400),
     ("POST", "/invocations", "", {"Content-Type": "application/json"}, {}, 400),
@@ -358,9 +425,10 @@ def test_ping_and_invocations_without_a_model_match_openapi_yaml(tmp_path):
     try:
         ping = process.wait_ping(deadline_s=30, expect=503)
         check_response(ping, "/ping", "GET")
-        response = requests.post(f"{process.url}/invocations", json=GOOD, timeout=10)
-        assert response.status_code == 503, response.text
-        check_response(response, "/invocations", "POST")
+        for path in SCORING_PATHS:
+            response = requests.post(f"{process.url}{path}", json=GOOD, timeout=10)
+            assert response.status_code == 503, response.text
+            check_response(response, path, "POST")
     finally:
         process.stop()
 
@@ -384,6 +452,8 @@ SCHEMATHESIS_CHECKS = [
 ]
 SCHEMATHESIS_EXAMPLES = {
     ("/invocations", "POST"): 500,
+    ("/predict_delay_probability", "POST"): 200,
+    ("/model_status", "GET"): 30,
     ("/ping", "GET"): 50,
     ("/execution-parameters", "GET"): 50,
 }
@@ -513,6 +583,8 @@ QUERIES = st.one_of(
             "top": st.sampled_from(
                 ["1", "20", "0", "21", "-1", "x", "٣", "\u00b2", "+-2", "99999999999999999999"]
             ),
+            "unknown": st.sampled_from(["score", "reject", "REJECT", "maybe", ""]),
+            "on_error": st.sampled_from(["record", "fail", "Fail", "explode", ""]),
         },
     ),
 )
@@ -527,6 +599,8 @@ CUSTOM = st.one_of(
             "top=-3",
             "explain=perhaps",
             "nothing",
+            "unknown=reject;on_error=fail",
+            "on_error=sometimes",
         ]
     ),
 )
@@ -545,6 +619,7 @@ def _post(
     accept: str | None = None,
     params: dict | None = None,
     custom: str | None = None,
+    path: str = "/invocations",
 ) -> requests.Response:
     headers = {}
     if content_type is not None:
@@ -553,10 +628,8 @@ def _post(
         headers["Accept"] = accept
     if custom is not None:
         headers["X-Amzn-SageMaker-Custom-Attributes"] = custom
-    response = session.post(
-        f"{server.url}/invocations", data=body, headers=headers, params=params, timeout=30
-    )
-    check_response(response, "/invocations", "POST", tally)
+    response = session.post(f"{server.url}{path}", data=body, headers=headers, params=params, timeout=30)
+    check_response(response, path, "POST", tally)
     return response
 
 
@@ -582,9 +655,9 @@ def _property_test(name: str, examples: int):
     return wrap
 
 
-def _json_shapes(session, server, tally, doc, media, accept, params, custom):
-    response = _post(session, server, tally, _dumps(doc), media, accept, params, custom)
-    if response.status_code == 200 and (accept in (None, "application/json")):
+def _json_shapes(session, server, tally, doc, media, accept, params, custom, path):
+    response = _post(session, server, tally, _dumps(doc), media, accept, params, custom, path)
+    if response.status_code == 200 and path == "/invocations" and (accept in (None, "application/json")):
         assert response.json()["predictions"]
 
 
@@ -596,6 +669,7 @@ test_random_json_shapes_never_get_a_5xx = _property_test("random JSON shapes", 3
         "accept": st.sampled_from(ACCEPTS),
         "params": QUERIES,
         "custom": CUSTOM,
+        "path": st.sampled_from(SCORING_PATHS),
     },
 )
 
@@ -613,8 +687,17 @@ def _to_format(records: list, kind: str, header: bool) -> bytes:
     return b"".join(_dumps(r) + b"\n" for r in records)
 
 
-def _records_in_every_format(session, server, tally, records, kind, header, accept):
-    _post(session, server, tally, _to_format(records, kind, header), kind, accept)
+def _records_in_every_format(session, server, tally, records, kind, header, accept, path):
+    """Besides no 5xx: a 200 in CSV or JSON Lines has one line per record (+ the CSV header line's own)."""
+    response = _post(session, server, tally, _to_format(records, kind, header), kind, accept, path=path)
+    answer = response.headers.get("Content-Type", "").split(";")[0]
+    if (
+        response.status_code == 200
+        and path == "/invocations"
+        and answer in ("text/csv", "application/jsonlines")
+    ):
+        lines = response.text.removesuffix("\n").split("\n")
+        assert len(lines) == len(records) + (kind == answer == "text/csv" and header), lines
 
 
 test_random_records_in_csv_and_json_lines_never_get_a_5xx = _property_test("random records CSV JSONL", 3000)(
@@ -624,6 +707,7 @@ test_random_records_in_csv_and_json_lines_never_get_a_5xx = _property_test("rand
         "kind": st.sampled_from(["text/csv", "application/jsonlines"]),
         "header": st.booleans(),
         "accept": st.sampled_from(ACCEPTS),
+        "path": st.sampled_from(SCORING_PATHS),
     },
 )
 

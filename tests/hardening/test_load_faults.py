@@ -29,6 +29,8 @@ from hardening_support import (
     wait_for,
 )
 
+from scl_delay.scoring import MAX_EXPLAINED_RECORDS
+
 CONNECTIONS = 8
 LOAD_REQUESTS = 50_000
 LOAD_DEADLINE_S = 45
@@ -130,7 +132,7 @@ def test_sigterm_under_load_drains_in_flight_requests_and_exits_0(server, payloa
     progress = [0]
     stop = threading.Event()
     slow: dict = {}
-    rows = 20_000
+    rows = MAX_EXPLAINED_RECORDS  # the largest explained request: bounded, but slow enough to be in flight
     lines = "".join(
         f"{GOOD['Fecha-I']},{GOOD['OPERA']},{GOOD['TIPOVUELO']},{GOOD['Des-I']}\n" for _ in range(rows)
     )

@@ -60,9 +60,9 @@ def test_threshold_takes_the_highest_of_tied_best_precisions():
     assert tune_threshold(y, np.array([0.9, 0.8, 0.7, 0.6]), target_recall=0.5) == 0.8
 
 
-def test_threshold_falls_back_to_lowest_score_when_target_unreachable():
-    y = np.array([1, 0, 1])
-    assert tune_threshold(y, np.array([0.9, 0.5, 0.5]), target_recall=0.99) == 0.5
+def test_threshold_does_not_flag_everything_to_reach_the_target():
+    y = np.array([1, 0, 1])  # only flagging every row reaches 0.99: the nearest level below is taken
+    assert tune_threshold(y, np.array([0.9, 0.5, 0.5]), target_recall=0.99) == 0.9
 
 
 def test_majority_class_metrics_are_zero_recall_and_auc_one_half():
