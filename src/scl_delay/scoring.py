@@ -143,7 +143,7 @@ class Scorer:
             for i, scored_hit in zip(scored, zip(p.tolist(), d.tolist(), unknown)):
                 found[i] = scored_hit
                 if keys is not None:
-                    self.cache.put(keys[i], scored_hit)  # type: ignore[arg-type]  # a Hit plus unknown fields
+                    self.cache.put(keys[i], scored_hit)
             if options.explain:
                 explanations = self._explanations(X, scored, n, options.top)
         if errors and (records.single or options.on_error == "fail"):
