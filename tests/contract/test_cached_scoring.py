@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from scl_delay.artifact import load_model
+from scl_delay.codec import Records
 from scl_delay.prediction_cache import MAX_CACHED_RECORDS
-from scl_delay.scoring import Scorer
+from scl_delay.scoring import Options, Scorer
+
+OPTIONS = Options(outputs=("probability", "decision"))
 
 
 @pytest.fixture(scope="module")
@@ -27,32 +30,36 @@ def records(loaded, synthetic_csv) -> list[dict]:
         return [{k: row[k] for k in fields} for row, _ in zip(csv.DictReader(f), range(400))]
 
 
-def columns_of(records: list[dict], fields) -> dict[str, list]:
-    return {f: [r[f] for r in records] for f in fields}
+def score(scorer: Scorer, records: list[dict], fields) -> tuple[list, list]:
+    """(probabilities, decisions) of ``records`` through ``scorer``, as a request of that many records."""
+    columns = {f: [r[f] for r in records] for f in fields}
+    answers = scorer.score(Records(columns, len(records), single=len(records) == 1), OPTIONS)
+    assert not answers.errors
+    return answers.probabilities, answers.decisions
 
 
 def test_cached_answers_equal_uncached_ones_alone_in_small_batches_and_repeated(loaded, records, monkeypatch):
     fields = loaded.input_schema.fields
     cold, cached = Scorer(loaded, 0), Scorer(loaded, 100)  # smaller than the traffic: evictions happen
-    expected = cold.score(columns_of(records, fields), len(records))
+    expected = score(cold, records, fields)
     for round_ in ("first", "repeated"):
-        singles = [cached.score(columns_of([r], fields), 1) for r in records]
+        singles = [score(cached, [r], fields) for r in records]
         assert [p[0] for p, _ in singles] == expected[0], round_
         assert [d[0] for _, d in singles] == expected[1], round_
         for start in range(0, len(records), MAX_CACHED_RECORDS):
             chunk = records[start : start + MAX_CACHED_RECORDS]
-            got = cached.score(columns_of(chunk, fields), len(chunk))
+            got = score(cached, chunk, fields)
             assert got == (expected[0][start : start + len(chunk)], expected[1][start : start + len(chunk)])
         assert len(cached.cache) == 100  # bounded, and in use
     monkeypatch.setattr(loaded.predictor, "predict_proba", lambda X: pytest.fail("the model was asked"))
-    assert cached.score(columns_of(records[-1:], fields), 1) == ([expected[0][-1]], [expected[1][-1]])
+    assert score(cached, records[-1:], fields) == ([expected[0][-1]], [expected[1][-1]])
 
 
 def test_a_batch_too_large_for_the_cache_neither_reads_nor_fills_it(loaded, records):
     fields = loaded.input_schema.fields
     cached = Scorer(loaded, 1000)
     batch = records[: MAX_CACHED_RECORDS + 1]
-    cached.score(columns_of(batch, fields), len(batch))
+    score(cached, batch, fields)
     assert len(cached.cache) == 0
-    cached.score(columns_of(batch[:1], fields), 1)
+    score(cached, batch[:1], fields)
     assert len(cached.cache) == 1
