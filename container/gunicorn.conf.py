@@ -54,8 +54,7 @@ try:
 except SettingsError as e:
     sys.exit(f"serve: {e}")
 if not os.environ.get(_CHECKED) and _port_taken(_settings.port):
-    names = " or ".join(BIND_PORT)
-    sys.exit(f"serve: port {_settings.port} is in use; stop what listens there or set {names}")
+    sys.exit(f"serve: port {_settings.port} is in use; stop what listens there or set {BIND_PORT[0]}")
 os.environ[_CHECKED] = "1"
 
 bind = f"0.0.0.0:{_settings.port}"
