@@ -34,6 +34,9 @@ DEFAULT_TRAIN = ROOT / "container" / "train"
 TRAIN_COMMAND_ENV = "SCL_LOCAL_TRAIN_COMMAND"
 FAILURE_LIMIT = 1024
 SIGTERM_GRACE_S = 120
+# job name -> its running `train` process, and the jobs StopTrainingJob was called for
+_RUNNING: dict[str, subprocess.Popen] = {}
+_STOP_REQUESTED: set[str] = set()
 
 
 @dataclass
@@ -176,6 +179,9 @@ def run_training_job(
     )
     timer = threading.Timer(max_runtime, proc.terminate)
     timer.start()
+    _RUNNING[name] = proc
+    if name in _STOP_REQUESTED:  # stopped while its data was downloading
+        proc.terminate()
     try:
         for raw in proc.stdout:
             line = raw.rstrip("\n")
@@ -183,6 +189,7 @@ def run_training_job(
             writer.add(line)
         code = proc.wait(timeout=SIGTERM_GRACE_S)
     finally:
+        _RUNNING.pop(name, None)
         timer.cancel()
         writer.flush()
     timed_out = time.monotonic() - started >= max_runtime
@@ -191,6 +198,8 @@ def run_training_job(
     on_status("Uploading", "Uploading generated training model")
     s3.put_object(Bucket=bucket, Key=f"{prefix}/output.tar.gz", Body=_tar_gz(opt_ml / "output" / "data"))
     seconds = max(1, int(time.monotonic() - started))
+    if name in _STOP_REQUESTED:  # StopTrainingJob: SIGTERM, the model is kept if train saved one
+        return TrainingOutcome("Stopped", "Stopped", None, metrics, code, seconds, lines)
     if code == 0 and not timed_out:
         s3.put_object(Bucket=bucket, Key=f"{prefix}/model.tar.gz", Body=_tar_gz(opt_ml / "model"))
         return TrainingOutcome("Completed", "Completed", None, metrics, code, seconds, lines)
@@ -215,6 +224,8 @@ def run_training_job(
 
 def install(endpoint_url: str, workdir: Path) -> None:
     """Make moto's CreateTrainingJob start a real local run instead of completing at once."""
+    from moto.core.responses import EmptyResult
+    from moto.sagemaker.exceptions import ValidationError
     from moto.sagemaker.responses import SageMakerResponse
 
     if getattr(SageMakerResponse, "_scl_training_backend", False):
@@ -244,7 +255,24 @@ def install(endpoint_url: str, workdir: Path) -> None:
         ).start()
         return result
 
+    def stop_training_job(self):
+        name = self._get_param("TrainingJobName")
+        job = self.sagemaker_backend.training_jobs.get(name)
+        if job is None:
+            raise ValidationError(message="Requested resource not found.")
+        if job.training_job_status != "InProgress":
+            raise ValidationError(
+                message=f"The job status is {job.training_job_status}: only InProgress jobs stop"
+            )
+        job.training_job_status, job.secondary_status = "Stopping", "Stopping"
+        _STOP_REQUESTED.add(name)
+        proc = _RUNNING.get(name)
+        if proc is not None and proc.poll() is None:
+            proc.terminate()  # SageMaker sends SIGTERM, then 120 s later SIGKILL
+        return EmptyResult()
+
     SageMakerResponse.create_training_job = create_training_job
+    SageMakerResponse.stop_training_job = stop_training_job
     SageMakerResponse._scl_training_backend = True
 
 
@@ -288,9 +316,11 @@ def _run_in_background(job, region: str, endpoint_url: str, workdir: Path) -> No
     now = datetime.now(UTC)
     on_status(
         outcome.secondary_status,
-        {"Completed": "Training job completed", "Failed": "Training job failed"}.get(
-            outcome.status, outcome.status
-        ),
+        {
+            "Completed": "Training job completed",
+            "Failed": "Training job failed",
+            "Stopped": "Training job stopped",
+        }.get(outcome.status, outcome.status),
     )
     job.secondary_status_transitions[-1]["EndTime"] = now
     job.final_metric_data_list = [
