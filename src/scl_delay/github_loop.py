@@ -213,6 +213,21 @@ def _not_training(number: int, why: str, natural: str | None) -> str:
     )
 
 
+def cache_sources(api: GitHubAPI, repo: str, event: Mapping) -> list[str]:
+    """Commits whose image build cache this PR's build can reuse: its previous push, and the PR head that
+    was trained for its base commit (the tree main has, when the merge was up to date)."""
+    sources = []
+    before = event.get("before")
+    if event.get("action") == "synchronize" and before and FULL_SHA_RE.match(before):
+        sources.append(before)
+    try:
+        base_pr = find_merged_pr(api, repo, event["pull_request"]["base"]["sha"], attempts=1)
+        sources.append(base_pr["head"]["sha"])
+    except (NotMergedError, GitHubError):
+        pass  # the base was pushed without a PR: no cache to name
+    return sources
+
+
 def fork_summary(number: int, head_repo: str | None, head_sha: str, differences: list[str] | None) -> str:
     """Why a fork's PR did not train, and how a maintainer trains it."""
     changed = (
@@ -400,7 +415,10 @@ def _pr_plan(args, env, api: GitHubAPI) -> int:
             raise
         print(f"could not compare the fork's trees: {e}", file=sys.stderr)
     decision = decide_training(pr, args.repo, args.default_branch, differences)
-    _write_outputs({"train": str(decision.train).lower(), "reason": decision.reason}, env)
+    caches = cache_sources(api, args.repo, event) if decision.train else []
+    _write_outputs(
+        {"train": str(decision.train).lower(), "reason": decision.reason, "cache_from": " ".join(caches)}, env
+    )
     _write_summary(decision.summary, env)
     # A fork that changes the model fails the required check: merging it would ship an untrained model.
     return 1 if decision.reason == "fork" and differences != [] else 0

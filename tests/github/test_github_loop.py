@@ -212,8 +212,16 @@ def test_the_pr_plan_command_trains_a_model_change(github, tmp_path):
     github.commit("base")
     github.commit("head")
     env = _env(github, tmp_path, GITHUB_EVENT_PATH=str(RECORDED / "event-pull-request.json"))
+    github.answer(f"repos/{REPO}/commits/{SHAS['base']}/pulls", recorded("pulls-for-commit-base"))
+    event = recorded("event-pull-request")
     assert loop.main(["pr-plan"], env) == 0
-    assert _outputs(tmp_path) == {"train": "true", "reason": "model-change"}
+    outputs = _outputs(tmp_path)
+    assert (outputs["train"], outputs["reason"]) == ("true", "model-change")
+    # the build reuses the cache of the PR's previous push and of the PR that produced its base commit
+    assert outputs["cache_from"].split() == [
+        event["before"],
+        recorded("pulls-for-commit-base")[0]["head"]["sha"],
+    ]
     assert "`hyperparameters.json`, `src`" in (tmp_path / "summary.md").read_text()
 
 
