@@ -1,6 +1,8 @@
 """The GitHub loop's decisions, out of the workflow YAML: which PR a push to main merged, whether the merged
 tree is the tree that was trained, whether a newer merge supersedes this one, whether a PR trains, and
-whether a failed deploy is rolled back. The YAML only wires steps to ``python -m scl_delay.github_loop``.
+which training jobs a cancelled run leaves behind. The YAML only wires steps to
+``python -m scl_delay.github_loop``. (Whether a failed deploy is rolled back is deploy.py's decision:
+``aws/deploy.py`` ``deploy_with_rollback``, only after it changed the endpoint.)
 
 Talks to GitHub's REST API with the standard library (``$GITHUB_API_URL``, ``$GITHUB_TOKEN``); no boto3
 here: the cancellation clean-up's AWS call lives in ``aws/stop_jobs.py`` and is imported only by its command.
@@ -344,45 +346,6 @@ def superseded_runs(runs: list[Mapping], current_run_id: int) -> list[Mapping]:
     return skipped
 
 
-# ------------------------------------------------------------------------------------- the rollback decision
-
-
-@dataclass(frozen=True)
-class RollbackDecision:
-    roll_back: bool
-    reason: str
-
-
-def decide_rollback(outcome: Mapping | None, deploy_exit: int, smoke_outcome: str) -> RollbackDecision:
-    """Roll back only when this deploy changed the endpoint and then failed, or its smoke test failed.
-
-    ``outcome`` is deploy.py's result JSON (``changed`` says whether the endpoint was modified);
-    ``smoke_outcome`` is the smoke step's outcome (success, failure, skipped).
-    """
-    outcome = outcome or {}
-    failed = deploy_exit != 0 or smoke_outcome == "failure"
-    if not failed:
-        return RollbackDecision(False, "the deploy and its smoke test passed")
-    if outcome.get("changed") is not True:
-        return RollbackDecision(
-            False,
-            f"deploy.py exited {deploy_exit} without changing the endpoint "
-            f"({outcome.get('error') or 'no error recorded'}): the live model is untouched",
-        )
-    previous = _previous(outcome)
-    if not previous:
-        return RollbackDecision(False, "the endpoint changed and then failed, but no model was live before")
-    what = "the smoke test failed" if deploy_exit == 0 else f"deploy.py failed (exit {deploy_exit})"
-    return RollbackDecision(True, f"{what} after the endpoint changed: rolling back to {previous}")
-
-
-def _previous(outcome: Mapping) -> str | None:
-    for key in ("previous_model_package_arn", "previous_model_package", "previous_training_job"):
-        if outcome.get(key):
-            return str(outcome[key])
-    return None
-
-
 # ------------------------------------------------------------------------------------------------- the CLI
 
 
@@ -451,14 +414,6 @@ def _deploy_plan(args, env, api: GitHubAPI) -> int:
     return 0
 
 
-def _rollback_decision(args, env, api) -> int:
-    path = Path(args.outcome)
-    outcome = json.loads(path.read_text(encoding="utf-8")) if path.is_file() and path.stat().st_size else None
-    decision = decide_rollback(outcome, int(args.deploy_exit or 1), args.smoke or "skipped")
-    _write_outputs({"rollback": str(decision.roll_back).lower(), "reason": decision.reason}, env)
-    return 0
-
-
 def _stop_training_jobs(args, env, api) -> int:
     from .aws.clients import make_clients, region_from
     from .aws.stop_jobs import stop_training_jobs
@@ -494,11 +449,6 @@ def parser() -> argparse.ArgumentParser:
     dp.add_argument("--workflow", help="this workflow's file name, to list superseded runs (deploy.yml)")
     dp.add_argument("--run-id", help="this run's id ($GITHUB_RUN_ID)")
     dp.set_defaults(run=_deploy_plan)
-    rb = sub.add_parser("rollback-decision", help="roll back after this deploy? (outputs rollback, reason)")
-    rb.add_argument("--outcome", default="deploy_result.json", help="deploy.py's result JSON")
-    rb.add_argument("--deploy-exit", help="deploy.py's exit code")
-    rb.add_argument("--smoke", help="the smoke test step's outcome")
-    rb.set_defaults(run=_rollback_decision)
     st = sub.add_parser("stop-training-jobs", help="stop this PR's running SageMaker training jobs (by tag)")
     st.add_argument("--pr", required=True)
     st.add_argument("--repo", help="owner/name ($GITHUB_REPOSITORY)")

@@ -279,27 +279,3 @@ def test_which_prs_train(overrides, differences, train, reason):
     assert (decision.train, decision.reason) == (train, reason)
     if reason in ("draft", "not-main"):
         assert "label `train`" in decision.summary
-
-
-@pytest.mark.parametrize(
-    ("outcome", "exit_code", "smoke", "roll_back"),
-    [
-        # exit 2: no trained model for the commit; nothing was touched, so nothing to roll back
-        ({"changed": False, "previous_training_job": "old", "error": "no training job"}, 2, "skipped", False),
-        ({"changed": False, "previous_training_job": "old"}, 3, "skipped", False),  # the gate refused
-        ({"changed": True, "previous_training_job": "old"}, 0, "success", False),
-        ({"changed": True, "previous_training_job": "old"}, 0, "failure", True),  # smoke test failed
-        ({"changed": True, "previous_training_job": "old"}, 1, "skipped", True),  # failed after the change
-        ({"changed": True}, 0, "failure", False),  # nothing was live before
-        (
-            {"changed": False, "previous_training_job": "old"},
-            0,
-            "failure",
-            False,
-        ),  # smoke of an unchanged live
-        (None, 1, "skipped", False),  # crashed before writing its outcome
-    ],
-)
-def test_rollback_only_after_an_endpoint_change_that_failed(outcome, exit_code, smoke, roll_back):
-    decision = loop.decide_rollback(outcome, exit_code, smoke)
-    assert decision.roll_back is roll_back, decision.reason
