@@ -39,7 +39,7 @@ from .model import (
     predict_proba,
     tune_threshold,
 )
-from .report import render_figures, render_markdown
+from .report import render_figures, render_markdown, sample_pr_curves
 from .settings import TrainSettings
 
 GIT_COMMIT_ENV = "SCL_DELAY_GIT_COMMIT"
@@ -197,7 +197,9 @@ def run(settings: TrainSettings, overrides: Mapping[str, str], env: Mapping[str,
         evaluation["best_iteration"] = int(booster.attr("best_iteration") or booster.num_boosted_rounds() - 1)
     with stage("write"):
         metadata = _metadata(booster, spec, hp, evaluation, settings, env)
-        figures = render_figures(*evaluation.pop("_curves"))
+        curves = evaluation.pop("_curves")
+        evaluation["pr_curve"] = sample_pr_curves(curves[0])  # the PR comment's inline chart
+        figures = render_figures(*curves)
         report = render_markdown(evaluation, metadata)
         settings.output_data_dir.mkdir(parents=True, exist_ok=True)  # first: a complete artifact means exit 0
         (settings.output_data_dir / "data_quality.json").write_text(json.dumps(quality, indent=2))

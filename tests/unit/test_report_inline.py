@@ -1,0 +1,93 @@
+"""The PR comment's inline figures: the sampled precision-recall curve, its Mermaid chart, the confusion table.
+
+The Mermaid text is checked against the xychart-beta grammar as Mermaid documents it (mermaid.js.org,
+"XY Chart"): no renderer runs here, so a test passing means the text has the documented shape, not that
+GitHub drew it.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from scl_delay.model import precision_recall_curve
+from scl_delay.report import (
+    PR_CURVE_POINTS,
+    confusion_matrix_table,
+    inline_figures,
+    pr_curve_mermaid,
+    sample_pr_curves,
+)
+
+NUMBER = r"-?\d+(?:\.\d+)?"
+MERMAID_LINE = [
+    re.compile(r"^```mermaid$"),
+    re.compile(r"^xychart-beta$"),
+    re.compile(r'^    title "[^"]+"$'),
+    re.compile(r'^    x-axis "[^"]+" \[("[^"]+", )*"[^"]+"\]$'),
+    re.compile(rf'^    y-axis "[^"]+" {NUMBER} --> {NUMBER}$'),
+]
+DATA_LINE = re.compile(rf"^    line \[({NUMBER}, )*{NUMBER}\]$")
+
+
+def _curves(seed: int = 3, rows: int = 2000):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(rows) < 0.2).astype(int)
+    good = np.clip(0.35 * y + rng.random(rows) * 0.7, 0, 1)
+    weak = np.clip(0.1 * y + rng.random(rows) * 0.9, 0, 1)
+    out = {}
+    for name, p in (("model", good), ("logistic regression", weak)):
+        precision, recall, _ = precision_recall_curve(y, p)
+        out[name] = (recall, precision)
+    return y, {"model": good, "logistic regression": weak}, out
+
+
+def test_sampled_precision_is_the_best_precision_at_that_recall_or_more():
+    y, scores, curves = _curves()
+    sampled = sample_pr_curves(curves)
+    assert (
+        len(sampled["recall"]) == PR_CURVE_POINTS and sampled["recall"][0] == 0 and sampled["recall"][-1] == 1
+    )
+    for name, p in scores.items():
+        for level, value in zip(sampled["recall"], sampled["precision"][name]):
+            # brute force over every threshold: precision and recall of p >= t
+            best = 0.0
+            for t in np.unique(p):
+                decided = p >= t
+                recall = (decided & (y == 1)).sum() / y.sum()
+                if recall >= level - 1e-12:
+                    best = max(best, (decided & (y == 1)).sum() / decided.sum())
+            assert value == pytest.approx(best, abs=1e-4), (name, level)
+        values = sampled["precision"][name]
+        assert all(a >= b for a, b in zip(values, values[1:])), (
+            "interpolated precision never rises with recall"
+        )
+
+
+def test_the_mermaid_chart_has_the_documented_xychart_shape_and_one_line_per_curve():
+    _, _, curves = _curves()
+    sampled = sample_pr_curves(curves)
+    text = pr_curve_mermaid(sampled)
+    lines = text.splitlines()
+    for pattern, line in zip(MERMAID_LINE, lines):
+        assert pattern.match(line), line
+    data = lines[len(MERMAID_LINE) : -1]
+    assert lines[-1] == "```" and len(data) == 2
+    labels = re.findall(r'"(\d\.\d\d)"', lines[3])
+    for line in data:
+        assert DATA_LINE.match(line), line
+        values = [float(v) for v in line[line.index("[") + 1 : -1].split(", ")]
+        assert len(values) == len(labels) == PR_CURVE_POINTS
+        assert all(0 <= v <= 1 for v in values)
+
+
+def test_the_confusion_table_keeps_rows_actual_and_columns_predicted():
+    table = confusion_matrix_table([[50, 10], [3, 7]])
+    assert "| on time | 50 | 10 | 60 |" in table and "| delayed | 3 | 7 | 10 |" in table
+    assert table.splitlines()[1] == "|---|---:|---:|---:|"
+
+
+def test_inline_figures_is_empty_for_a_document_without_curve_or_matrix():
+    assert inline_figures({"test": {"recall": 0.7}}) == ""
