@@ -279,3 +279,24 @@ def test_which_prs_train(overrides, differences, train, reason):
     assert (decision.train, decision.reason) == (train, reason)
     if reason in ("draft", "not-main"):
         assert "label `train`" in decision.summary
+
+
+def test_the_plan_steps_need_only_the_standard_library():
+    """pr-train's and deploy's plan jobs run it from the checkout with PYTHONPATH=src, without `make setup`."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, scl_delay.github_loop; "
+        "print(sorted(m for m in ('boto3', 'botocore', 'numpy', 'pandas', 'yaml') if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        env={"PYTHONPATH": str(root / "src"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
