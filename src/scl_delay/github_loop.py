@@ -114,13 +114,14 @@ def find_merged_pr(
     sha: str,
     attempts: int = 6,
     delay_s: float = 5.0,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> dict:
     """The pull request whose ``merge_commit_sha`` is ``sha`` (merge, squash and rebase alike).
 
     Right after a merge, GitHub can briefly list no PR for the new commit: ask again a few times before
     concluding that the commit was pushed without a PR.
     """
+    sleep = sleep or time.sleep
     listed: list = []
     for attempt in range(attempts):
         listed = api.get(f"repos/{repo}/commits/{sha}/pulls", per_page=100) or []
@@ -474,11 +475,17 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
     try:
         return args.run(args, env, GitHubAPI.from_env(env))
     except InputError as e:
-        print(f"::error::{e}", flush=True)
+        _fail(f"{args.command}: {e}", env)
         return 2
     except GitHubError as e:
-        print(f"::error::GitHub API: {e}", flush=True)
+        _fail(f"{args.command}: GitHub API: {e}", env)
         return 1
+
+
+def _fail(message: str, env: Mapping[str, str]) -> None:
+    """An annotation on the run, and the same sentence in the job summary, where people look first."""
+    print(f"::error::{message}", flush=True)
+    _write_summary(f"## Stopped\n\n{message}\n", env)
 
 
 if __name__ == "__main__":

@@ -300,3 +300,12 @@ def test_the_plan_steps_need_only_the_standard_library():
         check=True,
     )
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_a_push_without_a_pr_stops_the_deploy_plan_and_says_why_in_the_summary(github, tmp_path, monkeypatch):
+    github.commit("squash")
+    github.answer(f"repos/{REPO}/commits/{SHAS['squash']}/pulls", recorded("pulls-for-commit-direct-push"))
+    monkeypatch.setattr(loop.time, "sleep", lambda s: None)
+    env = _env(github, tmp_path, GITHUB_SHA=SHAS["squash"])
+    assert loop.main(["deploy-plan"], env) == 2
+    assert "not the merge commit of any pull request" in (tmp_path / "summary.md").read_text()
