@@ -276,15 +276,43 @@ def install(endpoint_url: str, workdir: Path) -> None:
     SageMakerResponse._scl_training_backend = True
 
 
+def _job_credentials(job, region: str) -> dict[str, str]:
+    """The job reads its data and writes its artifacts as its execution role, as on SageMaker, so that
+    under enforced IAM the role's S3 grants are what is tested. A role that does not exist in moto's IAM
+    (tests that never applied infra/) falls back to the local admin user: lenient."""
+    from moto.iam.models import iam_backends
+    from moto.sts.models import sts_backends
+
+    from .iam_enforcement import ADMIN_USER
+
+    account = job.arn.split(":")[4]
+    iam = iam_backends[account]["aws"]
+    role_name = job.role_arn.rsplit("/", 1)[-1]
+    if any(role.name == role_name for role in iam.roles.values()):
+        assumed = sts_backends[account]["aws"].assume_role(
+            region_name=region,
+            role_session_name=job.training_job_name[:64],
+            role_arn=job.role_arn,
+            policy=None,
+            duration=3600,
+            external_id=None,
+        )
+        return {
+            "aws_access_key_id": assumed.access_key_id,
+            "aws_secret_access_key": assumed.secret_access_key,
+            "aws_session_token": assumed.session_token,
+        }
+    admin = iam.users.get(ADMIN_USER)
+    if admin is not None and admin.access_keys:
+        key = admin.access_keys[0]
+        return {"aws_access_key_id": key.access_key_id, "aws_secret_access_key": key.secret_access_key}
+    return {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
 def _run_in_background(job, region: str, endpoint_url: str, workdir: Path) -> None:
     import boto3
 
-    kwargs = {
-        "endpoint_url": endpoint_url,
-        "region_name": region,
-        "aws_access_key_id": "testing",
-        "aws_secret_access_key": "testing",
-    }
+    kwargs = {"endpoint_url": endpoint_url, "region_name": region, **_job_credentials(job, region)}
     s3, logs = boto3.client("s3", **kwargs), boto3.client("logs", **kwargs)
 
     def on_status(status: str, message: str) -> None:

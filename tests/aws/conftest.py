@@ -33,21 +33,32 @@ from .aws_helpers import (
 
 @pytest.fixture(scope="session")
 def moto(tmp_path_factory):
+    """The patched moto server with IAM enforced: every request after the bootstrap is authorised
+    (local_aws.iam_enforcement says what moto's evaluation leaves out)."""
+    from local_aws.iam_enforcement import enforce
     from local_aws.moto_server import start_moto_server
 
     root = tmp_path_factory.mktemp("moto")
     server = start_moto_server(root / "jobs", root / "moto.log")
+    try:
+        server.admin_env = enforce(server.url, REGION)
+    except BaseException:
+        server.stop()
+        raise
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)
 def aws_env(moto):
-    """boto3 in this process (and the scripts it starts) talks to moto with fake credentials."""
+    """boto3 in this process (and the scripts it starts) talks to moto as the local admin user; tests
+    that prove a policy run as a role of infra/scl-delay.yaml instead (tests/aws/test_iam_enforced.py)."""
     saved = dict(os.environ)
     for key in [k for k in os.environ if k.startswith("AWS_")]:
         del os.environ[key]
     os.environ.update(moto.client_env(REGION))
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.update(moto.admin_env)
     yield dict(os.environ)
     os.environ.clear()
     os.environ.update(saved)

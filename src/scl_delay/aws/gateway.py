@@ -7,6 +7,7 @@ integration responses that turn SageMaker's answers into the caller's status cod
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
@@ -18,35 +19,57 @@ if TYPE_CHECKING:
     from .deploy import DeploySpec
 
 PREDICT_PATH = "predict"
-# SageMaker answers a container 4xx/5xx with 424 ModelError {"OriginalStatusCode", "OriginalMessage", ...}:
-# hand the container's own body back with its own status (400, 406, 413, 415; a container 5xx becomes 502).
-# Any other 4xx from SageMaker (endpoint missing, access denied) is our configuration, not the caller's: 500.
-# Throttling stays 429; SageMaker 5xx become 502.
+JSON_ERROR = '{"error": {"code": "%s", "message": "%s"}}'
+# SageMaker answers a container 4xx/5xx with 424 ModelError {"OriginalStatusCode", "OriginalMessage", ...},
+# and a container that timed out or crashed with 424 and OriginalStatusCode 0. The caller gets:
+# container 4xx -> that status with the container's own JSON body; 0 -> 504; 5xx -> 502 (JSON bodies).
 MODEL_ERROR_TEMPLATE = (
     "#set($original = $input.path('$.OriginalStatusCode'))\n"
-    "#if($original >= 500)#set($context.responseOverride.status = 502)"
-    "#elseif($original >= 400)#set($context.responseOverride.status = $original)#end\n"
-    "$input.path('$.OriginalMessage')"
+    "#if($original >= 400 && $original < 500)"
+    "#set($context.responseOverride.status = $original)$input.path('$.OriginalMessage')"
+    "#elseif($original == 0)#set($context.responseOverride.status = 504)"
+    + JSON_ERROR % ("model_timeout", "the model did not answer in time (timed out or crashed)")
+    + "#else#set($context.responseOverride.status = 502)"
+    + JSON_ERROR % ("model_error", "the model failed")
+    + "#end"
 )
+CONTENT_TYPE = "method.response.header.Content-Type"
+JSON_CONTENT_TYPE = {CONTENT_TYPE: "'application/json'"}
+
+
+@dataclass(frozen=True)
+class IntegrationResponse:
+    """One selection pattern (matched against SageMaker's HTTP status) -> method response."""
+
+    status: str
+    pattern: str | None
+    templates: dict[str, str] | None
+    parameters: dict[str, str]
+
+
 INTEGRATION_RESPONSES = (
-    ("200", None, None),
-    ("400", "424", {"application/json": MODEL_ERROR_TEMPLATE}),
-    ("429", "429", None),
-    (
+    # the answer's own Content-Type (CSV or JSON) passes through
+    IntegrationResponse("200", None, None, {CONTENT_TYPE: "integration.response.header.Content-Type"}),
+    IntegrationResponse("400", "424", {"application/json": MODEL_ERROR_TEMPLATE}, JSON_CONTENT_TYPE),
+    # SageMaker throttling (ThrottlingException / ModelNotReadyException answer 429)
+    IntegrationResponse(
+        "429",
+        "429",
+        {"application/json": JSON_ERROR % ("throttled", "too many requests: retry with backoff")},
+        JSON_CONTENT_TYPE,
+    ),
+    # any other 4xx from SageMaker (endpoint missing, access denied) is our configuration, not the caller's
+    IntegrationResponse(
         "500",
         "40\\d|41\\d|42[0-35-8]|4[3-9]\\d",
-        {
-            "application/json": '{"error": {"code": "gateway_error", '
-            '"message": "the model endpoint rejected the call"}}'
-        },
+        {"application/json": JSON_ERROR % ("gateway_error", "the model endpoint rejected the call")},
+        JSON_CONTENT_TYPE,
     ),
-    (
+    IntegrationResponse(
         "502",
         "5\\d{2}",
-        {
-            "application/json": '{"error": {"code": "model_unavailable", '
-            '"message": "the model endpoint failed"}}'
-        },
+        {"application/json": JSON_ERROR % ("model_unavailable", "the model endpoint failed")},
+        JSON_CONTENT_TYPE,
     ),
 )
 
@@ -173,24 +196,36 @@ def _ensure_method(gw, spec: DeploySpec, api_id: str, rid: str, actions: list[st
         integration = {}
     method_responses = method.get("methodResponses") or {}
     existing = integration.get("integrationResponses") or {}
-    for status, pattern, templates in INTEGRATION_RESPONSES:
-        if status not in method_responses:
+    for response in INTEGRATION_RESPONSES:
+        if response.status not in method_responses:
             gw.put_method_response(
                 restApiId=api_id,
                 resourceId=rid,
                 httpMethod="POST",
-                statusCode=status,
+                statusCode=response.status,
                 responseModels={"application/json": "Empty"},
+                responseParameters={CONTENT_TYPE: False},
             )
-        have = existing.get(status) or {}
-        if have.get("selectionPattern") != pattern or (have.get("responseTemplates") or None) != templates:
-            kwargs = {"selectionPattern": pattern} if pattern else {}
-            if templates:
-                kwargs["responseTemplates"] = templates
+        have = existing.get(response.status) or {}
+        if (
+            have.get("selectionPattern") != response.pattern
+            or (have.get("responseTemplates") or None) != response.templates
+            or (have.get("responseParameters") or {}) != response.parameters
+        ):
+            kwargs = {"selectionPattern": response.pattern} if response.pattern else {}
+            if response.templates:
+                kwargs["responseTemplates"] = response.templates
             gw.put_integration_response(
-                restApiId=api_id, resourceId=rid, httpMethod="POST", statusCode=status, **kwargs
+                restApiId=api_id,
+                resourceId=rid,
+                httpMethod="POST",
+                statusCode=response.status,
+                responseParameters=response.parameters,
+                **kwargs,
             )
-            actions.append(f"mapped integration response {pattern or 'default'} -> {status}")
+            actions.append(
+                f"mapped integration response {response.pattern or 'default'} -> {response.status}"
+            )
 
 
 def _ensure_api_key(gw, spec: DeploySpec, actions: list[str]) -> dict:

@@ -1,0 +1,191 @@
+"""API Gateway's answer to each thing SageMaker can say (issue 11 defect 5), with the integration responses
+that gateway.ensure_gateway stored in moto, read back through the API Gateway API, and their mapping
+templates rendered by a real Velocity engine (airspeed, which LocalStack uses for API Gateway).
+
+What API Gateway does and this test reproduces: for an AWS integration the selection patterns are
+matched (whole string, Java regex) against SageMaker's HTTP status; no match selects the default
+response; ``$context.responseOverride.status`` replaces the method response's status.
+Where this is more lenient than AWS: moto does not validate the templates or the responseParameters
+mapping expressions; the Content-Type pass-through is checked as the stored mapping expression, and the
+runtime stand-in's timeout answer is checked against the shape SageMaker documents, not a live endpoint."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+
+import airspeed
+import boto3
+import pytest
+
+from local_aws.runtime_standin import RuntimeStandin
+from scl_delay.aws import gateway
+
+from .aws_helpers import ACCOUNT, REGION
+
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/scl-delay-apigateway-invoke"
+
+
+class VtlInput:
+    """``$input`` of API Gateway's mapping templates, over a JSON integration response body."""
+
+    def __init__(self, body: bytes):
+        self._body = body
+        self._json = json.loads(body or b"{}")
+
+    def path(self, expression: str):
+        value = self._json
+        for part in expression.removeprefix("$").strip(".").split("."):
+            if part:
+                value = value.get(part) if isinstance(value, dict) else None
+        return value
+
+    def body(self) -> str:
+        return self._body.decode()
+
+
+@pytest.fixture(scope="module")
+def stored(aws_env):
+    """The integration responses as moto stores them after ensure_gateway, keyed by method status."""
+    gw = boto3.client("apigateway", region_name=REGION)
+    spec = SimpleNamespace(
+        region=REGION,
+        endpoint_name="scl-delay-mapping",
+        api_name="scl-delay-mapping-test",
+        stage="prod",
+        apigw_role_arn=ROLE,
+        rate_limit=5.0,
+        burst_limit=10,
+    )
+    api = gateway.ensure_gateway(gw, spec, [])
+    integration = gw.get_integration(
+        restApiId=api["api_id"], resourceId=api["resource_id"], httpMethod="POST"
+    )
+    responses = {}
+    for status in integration["integrationResponses"]:
+        responses[status] = gw.get_integration_response(
+            restApiId=api["api_id"], resourceId=api["resource_id"], httpMethod="POST", statusCode=status
+        )
+    method = gw.get_method(restApiId=api["api_id"], resourceId=api["resource_id"], httpMethod="POST")
+    yield {"responses": responses, "method": method}
+    gateway.delete_gateway(gw, spec)
+
+
+def answer(stored, sagemaker_status: int, body: bytes) -> tuple[int, bytes]:
+    """What the caller gets: selection by SageMaker's status, then the template (Velocity) of that response."""
+    responses = stored["responses"]
+    chosen = next(
+        (
+            r
+            for r in responses.values()
+            if r.get("selectionPattern") and re.fullmatch(r["selectionPattern"], str(sagemaker_status))
+        ),
+        next(r for r in responses.values() if not r.get("selectionPattern")),
+    )
+    template = (chosen.get("responseTemplates") or {}).get("application/json")
+    if template is None:
+        return int(chosen["statusCode"]), body
+    context = {"responseOverride": {"status": None, "header": {}}}
+    rendered = airspeed.Template(template).merge({"input": VtlInput(body), "context": context})
+    return int(context["responseOverride"]["status"] or chosen["statusCode"]), rendered.strip().encode()
+
+
+def model_error(original: int, message: str = "") -> bytes:
+    return json.dumps(
+        {"ErrorCode": "CLIENT_ERROR_FROM_MODEL", "OriginalStatusCode": original, "OriginalMessage": message}
+    ).encode()
+
+
+@pytest.mark.parametrize("container_status", [400, 406, 413, 415])
+def test_container_4xx_reaches_the_caller_with_its_status_and_json_body(stored, container_status):
+    body = json.dumps({"error": {"code": "bad_record", "message": "field X", "status": container_status}})
+    status, out = answer(stored, 424, model_error(container_status, body))
+    assert status == container_status
+    assert json.loads(out) == json.loads(body)
+
+
+def test_container_timeout_or_crash_is_504_json(stored):
+    status, out = answer(stored, 424, model_error(0))
+    assert status == 504
+    assert json.loads(out)["error"]["code"] == "model_timeout"
+
+
+@pytest.mark.parametrize("container_status", [500, 503])
+def test_container_5xx_is_502_json(stored, container_status):
+    status, out = answer(stored, 424, model_error(container_status, "Traceback ..."))
+    assert status == 502
+    assert json.loads(out)["error"]["code"] == "model_error"
+    assert b"Traceback" not in out, "the container's internals stay in its log"
+
+
+@pytest.mark.parametrize(
+    ("sagemaker_status", "caller_status", "code"),
+    [
+        (429, 429, "throttled"),
+        (400, 500, "gateway_error"),
+        (403, 500, "gateway_error"),
+        (503, 502, "model_unavailable"),
+    ],
+)
+def test_sagemaker_errors_map_to_json(stored, sagemaker_status, caller_status, code):
+    status, out = answer(stored, sagemaker_status, b'{"message": "x"}')
+    assert status == caller_status
+    assert json.loads(out)["error"]["code"] == code
+
+
+def test_success_passes_the_body_and_its_content_type_through(stored):
+    status, out = answer(stored, 200, b"0.42\n")
+    assert (status, out) == (200, b"0.42\n")
+    ok = stored["responses"]["200"]
+    assert ok["responseParameters"] == {
+        "method.response.header.Content-Type": "integration.response.header.Content-Type"
+    }
+    assert (
+        "method.response.header.Content-Type"
+        in stored["method"]["methodResponses"]["200"]["responseParameters"]
+    )
+    for status, response in stored["responses"].items():
+        if status != "200":
+            assert response["responseParameters"] == {
+                "method.response.header.Content-Type": "'application/json'"
+            }
+
+
+def test_runtime_standin_reports_a_timed_out_container_as_sagemaker_does():
+    """No HTTP answer within the timeout: 424 ModelError with OriginalStatusCode 0 (SageMaker's
+    "Received server error (0) ... timed out"). The stand-in's timeout is 1 s here, SageMaker's 60 s."""
+
+    class Slow(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            time.sleep(3)
+
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    upstream.daemon_threads = True
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    standin = RuntimeStandin(default=f"http://127.0.0.1:{upstream.server_address[1]}", timeout_s=1).start()
+    try:
+        request = urllib.request.Request(
+            f"{standin.url}/endpoints/scl-delay/invocations",
+            data=b"x",
+            method="POST",
+            headers={"Content-Type": "text/csv"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(request, timeout=10)
+        assert e.value.code == 424
+        assert e.value.headers["x-amzn-ErrorType"] == "ModelError"
+        error = json.loads(e.value.read())
+        assert error["OriginalStatusCode"] == 0 and "timed out" in error["Message"]
+    finally:
+        standin.stop()
+        upstream.shutdown()
+        upstream.server_close()
