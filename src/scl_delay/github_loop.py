@@ -40,6 +40,7 @@ MODEL_PATHS = (
 SHA_RE = re.compile(r"^[0-9a-f]{7,40}$")
 FULL_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 FORCE_LABEL = "train"
+TRAIN_CHECK = "build, push, train on SageMaker"  # pr-train.yml's training job name (a test keeps them equal)
 API_VERSION = "2022-11-28"
 
 
@@ -305,6 +306,19 @@ def plan_deploy(
             merged_by,
             differences,
         )
+    trained_check = training_conclusion(api, repo, trained)
+    if trained_check != "success":
+        return DeployPlan(
+            "refuse",
+            merge_commit,
+            f"PR #{number} was merged, but its head `{trained}` has no successful training (check "
+            f"`{TRAIN_CHECK}`: {trained_check or 'never ran'}): there is no model to deploy. This happens when "
+            "a PR is merged before its training finished, after it failed, or past the required `training` "
+            "check. Nothing is deployed; ship the change through a PR whose training succeeds.",
+            trained,
+            number,
+            merged_by,
+        )
     tip = api.get(f"repos/{repo}/commits/{branch}")["sha"]
     newer = model_differences(api, repo, merge_commit, tip) if tip != merge_commit else []
     if newer:
@@ -328,6 +342,17 @@ def plan_deploy(
         number,
         merged_by,
     )
+
+
+def training_conclusion(api: GitHubAPI, repo: str, sha: str) -> str | None:
+    """ "success" when pr-train's training job succeeded for ``sha`` in any run (re-runs, ready-for-review),
+    else the latest conclusion (failure, cancelled, ...; None while running or when it never ran)."""
+    answer = api.get(f"repos/{repo}/commits/{sha}/check-runs", check_name=TRAIN_CHECK, per_page=100)
+    runs = answer.get("check_runs", [])
+    if any(run.get("conclusion") == "success" for run in runs):
+        return "success"
+    latest = max(runs, key=lambda run: run.get("started_at") or "", default=None)
+    return latest.get("conclusion") if latest else None
 
 
 def superseded_runs(runs: list[Mapping], current_run_id: int) -> list[Mapping]:

@@ -145,8 +145,9 @@ def test_model_differences_compare_content_not_history(github, api):
     assert loop.model_differences(api, REPO, SHAS["head"], SHAS["stale-merge"]) == ["hyperparameters.json"]
 
 
-def _deploy_stand_in(github, merged: str, tip: str):
+def _deploy_stand_in(github, merged: str, tip: str, checks: str = "trained"):
     github.answer(f"repos/{REPO}/commits/{SHAS[merged]}/pulls", recorded(f"pulls-for-commit-{merged}"))
+    github.answer(f"repos/{REPO}/commits/{SHAS['head']}/check-runs", recorded(f"check-runs-{checks}"))
     github.answer(f"repos/{REPO}/pulls/42", recorded("pull-42"))
     for key in {"head", merged, tip}:
         github.commit(key)
@@ -169,6 +170,18 @@ def test_a_merge_whose_tree_differs_from_the_trained_commit_is_refused_naming_th
     plan = loop.plan_deploy(api, REPO, SHAS["stale-merge"], "main")
     assert plan.action == "refuse" and plan.differences == ["hyperparameters.json"]
     assert "`hyperparameters.json`" in plan.message and ".github/rulesets/main.json" in plan.message
+
+
+@pytest.mark.parametrize(("checks", "said"), [("failed", "failure"), ("none", "never ran")])
+def test_a_pr_merged_without_a_successful_training_is_refused_before_anyone_approves(
+    github, api, checks, said
+):
+    _deploy_stand_in(github, "squash", tip="squash", checks=checks)
+    plan = loop.plan_deploy(api, REPO, SHAS["squash"], "main")
+    assert plan.action == "refuse"
+    assert f"`{loop.TRAIN_CHECK}`: {said}" in plan.message
+    path, _ = next((p, h) for p, h in github.requests if "/check-runs" in p)
+    assert f"check_name={loop.TRAIN_CHECK.replace(' ', '+').replace(',', '%2C')}" in path
 
 
 def test_a_merge_superseded_by_a_newer_model_change_is_skipped_and_says_by_what(github, api):

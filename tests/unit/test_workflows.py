@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml  # PyYAML: in the dev environment through moto[server]
 
-from scl_delay.github_loop import MODEL_PATHS
+from scl_delay.github_loop import MODEL_PATHS, TRAIN_CHECK
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW_DIR = ROOT / ".github" / "workflows"
@@ -181,6 +181,7 @@ def test_pr_train_has_no_paths_filter_and_its_required_check_always_reports():
     assert "labeled" not in trigger["types"], "a label event must not replace the training check's result"
     assert doc["concurrency"]["cancel-in-progress"] is True
     assert "pull_request.number" in doc["concurrency"]["group"]
+    assert doc["jobs"]["train"]["name"] == TRAIN_CHECK, "deploy's plan looks the training check up by name"
     gate = doc["jobs"]["training"]
     assert gate["name"] == "training" and gate["if"] == "${{ always() }}"
     assert set(gate["needs"]) == {"plan", "train"}
@@ -232,6 +233,7 @@ def test_deploy_is_planned_without_aws_then_serialised_protected_and_execd():
     assert doc["concurrency"] == {"group": "deploy-production", "cancel-in-progress": False}
     plan = doc["jobs"]["plan"]
     assert "id-token" not in plan["permissions"] and plan["permissions"]["actions"] == "read"
+    assert plan["permissions"]["checks"] == "read", "the plan reads the trained commit's training check"
     assert "deploy-plan" in _job_step(doc, "plan", "github_loop")["run"]
     job = doc["jobs"]["deploy"]
     assert "needs.plan.outputs.action == 'deploy'" in job["if"]
