@@ -19,11 +19,13 @@ import pytest
 from .aws_helpers import (
     COMMIT,
     GOOD_HP,
+    GROUP,
     REGION,
     ROOT,
     WEAK_COMMIT,
     WEAK_HP,
     free_port,
+    push_image,
     run_script,
     training_args,
     unique,
@@ -100,38 +102,26 @@ def base_hyperparameters(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def training_state(bucket, s3) -> str:
-    """A state prefix whose live.json names an older model with known, modest metrics."""
-    state = f"s3://{bucket}/state-training"
-    live = {
-        "endpoint_name": "scl-delay-prod",
-        "training_job": "scl-delay-pr1-00000000-20260101-000000",
-        "commit": "00000000",
-        "metrics": {
-            "test:recall": 0.6,
-            "test:precision": 0.5,
-            "test:f1": 0.55,
-            "test:roc_auc": 0.7,
-            "test:pr_auc": 0.5,
-            "test:threshold": 0.4,
-        },
-    }
-    s3.put_object(Bucket=bucket, Key="state-training/live.json", Body=json.dumps(live).encode())
-    return state
+def ecr(aws_env):
+    return boto3.client("ecr", region_name=REGION)
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory, bucket, synthetic_csv, training_state, base_hyperparameters):
+def images(ecr) -> dict[str, str]:
+    """The two commits' images pushed to moto's ECR: commit -> digest."""
+    return {commit: push_image(ecr, commit) for commit in (COMMIT, WEAK_COMMIT)}
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, bucket, synthetic_csv, images, base_hyperparameters):
     """Two real training jobs through the local backend, at the same time: `good` in-process (main()),
-    `weak` through the training_job.py script in a subprocess."""
+    `weak` through the training_job.py script in a subprocess; both register in the group GROUP."""
     from scl_delay.aws.cli import training_job_main
 
     good_out, weak_out = tmp_path_factory.mktemp("good"), tmp_path_factory.mktemp("weak")
-    weak_args = training_args(
-        bucket, weak_out, str(synthetic_csv), WEAK_COMMIT, WEAK_HP, f"s3://{bucket}/state-weak", pr="43"
-    )
+    weak_args = training_args(bucket, weak_out, str(synthetic_csv), WEAK_COMMIT, WEAK_HP, GROUP, pr="43")
     good_args = training_args(
-        bucket, good_out, str(synthetic_csv), COMMIT, GOOD_HP, training_state, base=base_hyperparameters
+        bucket, good_out, str(synthetic_csv), COMMIT, GOOD_HP, GROUP, base=base_hyperparameters
     )
     started = time.monotonic()
     with ThreadPoolExecutor(1) as pool:
