@@ -1,6 +1,7 @@
 """API Gateway's answer to each thing SageMaker can say (issue 11 defect 5), with the integration responses
 that gateway.ensure_gateway stored in moto, read back through the API Gateway API, and their mapping
-templates rendered by a real Velocity engine (airspeed, which LocalStack uses for API Gateway).
+templates rendered by a real Velocity engine (airspeed, which LocalStack uses for API Gateway), with the
+gateway stand-in's own selection and rendering (local_aws.gateway_standin).
 
 What API Gateway does and this test reproduces: for an AWS integration the selection patterns are
 matched (whole string, Java regex) against SageMaker's HTTP status; no match selects the default
@@ -12,7 +13,6 @@ runtime stand-in's timeout answer is checked against the shape SageMaker documen
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 import urllib.error
@@ -20,34 +20,16 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
-import airspeed
 import boto3
 import pytest
 
+from local_aws.gateway_standin import render, select_response
 from local_aws.runtime_standin import RuntimeStandin
 from scl_delay.aws import gateway
 
 from .aws_helpers import ACCOUNT, REGION
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/scl-delay-apigateway-invoke"
-
-
-class VtlInput:
-    """``$input`` of API Gateway's mapping templates, over a JSON integration response body."""
-
-    def __init__(self, body: bytes):
-        self._body = body
-        self._json = json.loads(body or b"{}")
-
-    def path(self, expression: str):
-        value = self._json
-        for part in expression.removeprefix("$").strip(".").split("."):
-            if part:
-                value = value.get(part) if isinstance(value, dict) else None
-        return value
-
-    def body(self) -> str:
-        return self._body.decode()
 
 
 @pytest.fixture(scope="module")
@@ -79,21 +61,12 @@ def stored(aws_env):
 
 def answer(stored, sagemaker_status: int, body: bytes) -> tuple[int, bytes]:
     """What the caller gets: selection by SageMaker's status, then the template (Velocity) of that response."""
-    responses = stored["responses"]
-    chosen = next(
-        (
-            r
-            for r in responses.values()
-            if r.get("selectionPattern") and re.fullmatch(r["selectionPattern"], str(sagemaker_status))
-        ),
-        next(r for r in responses.values() if not r.get("selectionPattern")),
-    )
+    chosen = select_response(stored["responses"], sagemaker_status)
     template = (chosen.get("responseTemplates") or {}).get("application/json")
     if template is None:
         return int(chosen["statusCode"]), body
-    context = {"responseOverride": {"status": None, "header": {}}}
-    rendered = airspeed.Template(template).merge({"input": VtlInput(body), "context": context})
-    return int(context["responseOverride"]["status"] or chosen["statusCode"]), rendered.strip().encode()
+    text, override = render(template, body)
+    return int(override["status"] or chosen["statusCode"]), text.encode()
 
 
 def model_error(original: int, message: str = "") -> bytes:
