@@ -6,7 +6,9 @@ then finds nothing left; and when a launcher dies without stopping its job (the 
 shell dies, the orphaned Python is killed later with SIGKILL), that clean-up step stops the job by its tags.
 
 Real bash, real training_job.py, real moto server with the local training backend (the job is a real `train`
-process, stopped with SIGTERM as SageMaker does). More lenient than GitHub: the runner's grace period before
+process, stopped with SIGTERM as SageMaker does); the clean-up step runs as the PR training role of
+infra/scl-delay.yaml under moto's IAM enforcement (basic: see local_aws/iam_enforcement.py for what it
+ignores). More lenient than GitHub: the runner's grace period before
 it kills what is left is a few seconds here, and the job stops at once (AWS passes through `Stopping`).
 """
 
@@ -22,7 +24,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .aws_helpers import ROLE_ARN, ROOT, image_for, push_image, unique
+from . import loop_fixtures
+from .aws_helpers import ROOT, image_for, push_image
+
+infra, pr_role_env, training_data = (
+    loop_fixtures.infra,
+    loop_fixtures.pr_role_env,
+    loop_fixtures.training_data,
+)
 
 REPO = "acme/scl-delay"
 
@@ -47,13 +56,13 @@ def workspace(tmp_path) -> Path:
     return tmp_path
 
 
-def _step_env(workspace: Path, bucket: str, data: str, pr: str, commit: str) -> dict[str, str]:
+def _step_env(workspace: Path, infra: dict, data: str, pr: str, commit: str) -> dict[str, str]:
     return {
         **{k: v for k, v in os.environ.items() if k.startswith("AWS_") or k in ("PATH", "HOME")},
         "IMAGE_URI": image_for(commit),
-        "SAGEMAKER_TRAINING_ROLE_ARN": ROLE_ARN,
+        "SAGEMAKER_TRAINING_ROLE_ARN": infra["TrainingExecutionRoleArn"],
         "TRAINING_DATA_S3_URI": data,
-        "ARTIFACT_S3_PREFIX": f"s3://{bucket}/cancel-test",
+        "ARTIFACT_S3_PREFIX": infra["TrainingS3Prefix"],
         "TRAINING_INSTANCE_TYPE": "ml.m5.large",
         "PR_NUMBER": pr,
         "HEAD_SHA": commit,
@@ -90,6 +99,15 @@ def _running_job(sm, pr: str, timeout_s: float = 120) -> str:
     pytest.fail(f"no InProgress training job for PR {pr} within {timeout_s} s")
 
 
+def _logged(log: Path, needle: str, timeout_s: float = 60) -> None:
+    """Wait for the launcher to say it created the job: a signal during CreateTrainingJob itself is the
+    window the `if: cancelled()` clean-up step exists for (the second test)."""
+    deadline = time.monotonic() + timeout_s
+    while needle not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert needle in log.read_text(), log.read_text()[-3000:]
+
+
 def _ended(sm, name: str, timeout_s: float = 150) -> str:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -100,13 +118,6 @@ def _ended(sm, name: str, timeout_s: float = 150) -> str:
     return status
 
 
-@pytest.fixture
-def data(s3, bucket, synthetic_csv) -> str:
-    key = f"cancel-data/{unique('flights')}.csv"
-    s3.upload_file(str(synthetic_csv), bucket, key)
-    return f"s3://{bucket}/{key}"
-
-
 def _commit(ecr) -> str:
     commit = os.urandom(20).hex()
     push_image(ecr, commit)
@@ -114,13 +125,14 @@ def _commit(ecr) -> str:
 
 
 def test_the_execd_launcher_stops_its_own_job_when_the_runner_signals_the_shell(
-    sm, ecr, bucket, data, workspace, tmp_path
+    sm, ecr, infra, training_data, workspace, tmp_path
 ):
     pr, commit = str(7000 + os.getpid() % 1000), _commit(ecr)
-    env = _step_env(workspace, bucket, data, pr, commit)
+    env = _step_env(workspace, infra, training_data, pr, commit)
     step = _bash(_step("training_job.py"), workspace, env, tmp_path / "train.log")
     try:
         job = _running_job(sm, pr)
+        _logged(tmp_path / "train.log", f"created training job {job}")
         os.kill(step.pid, signal.SIGTERM)  # the shell's pid: with exec, that is Python
         step.wait(timeout=60)
         assert _ended(sm, job) == "Stopped", (tmp_path / "train.log").read_text()[-3000:]
@@ -131,10 +143,10 @@ def test_the_execd_launcher_stops_its_own_job_when_the_runner_signals_the_shell(
 
 
 def test_without_exec_the_job_outlives_the_launcher_and_the_clean_up_step_stops_it(
-    sm, ecr, bucket, data, workspace, tmp_path
+    sm, ecr, infra, training_data, workspace, tmp_path, pr_role_env
 ):
     pr, commit = str(8000 + os.getpid() % 1000), _commit(ecr)
-    env = _step_env(workspace, bucket, data, pr, commit)
+    env = _step_env(workspace, infra, training_data, pr, commit)
     old_step = _step("training_job.py").replace("exec .venv/bin/python", ".venv/bin/python")
     step = _bash(old_step, workspace, env, tmp_path / "train.log")
     try:
@@ -150,7 +162,9 @@ def test_without_exec_the_job_outlives_the_launcher_and_the_clean_up_step_stops_
             os.killpg(step.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    clean_up = _bash(_step("stop-training-jobs"), workspace, env, tmp_path / "clean-up.log")
+    # The clean-up step runs with the PR role's credentials: its policy must allow finding and stopping the job.
+    clean_up_env = {**env, **pr_role_env}
+    clean_up = _bash(_step("stop-training-jobs"), workspace, clean_up_env, tmp_path / "clean-up.log")
     assert clean_up.wait(timeout=120) == 0, (tmp_path / "clean-up.log").read_text()
     assert _ended(sm, job) == "Stopped"
     assert job in (tmp_path / "clean-up.log").read_text()

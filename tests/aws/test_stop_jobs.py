@@ -2,8 +2,9 @@
 
 Real moto server over HTTP with the local training backend, so the jobs are really running (``train``
 processes) when the stop arrives; StopTrainingJob is the backend's (moto 5.2 does not implement it): it
-SIGTERMs the process as SageMaker does. More lenient than AWS: the stop is immediate (AWS passes through
-``Stopping`` for up to 120 s) and IAM is not evaluated here (the PR role's policy is checked in the infra tests).
+SIGTERMs the process as SageMaker does. The jobs run as the training role of infra/scl-delay.yaml applied
+to the IAM-enforcing moto server. More lenient than AWS: the stop is immediate (AWS passes through
+``Stopping`` for up to 120 s); the PR role running the clean-up is in test_cancellation.
 """
 
 from __future__ import annotations
@@ -11,23 +12,24 @@ from __future__ import annotations
 import os
 import time
 
-import pytest
-
 from scl_delay.aws import names
 from scl_delay.aws.stop_jobs import stop_training_jobs
 from scl_delay.github_loop import main as github_loop_main
 
-from .aws_helpers import IMAGE, ROLE_ARN, unique
+from . import loop_fixtures
+from .aws_helpers import IMAGE, unique
+
+infra, training_data = loop_fixtures.infra, loop_fixtures.training_data
 
 REPO = "acme/scl-delay"
 
 
-def _launch(sm, bucket: str, data_key: str, pr: str, commit: str, repo: str = REPO) -> str:
+def _launch(sm, infra: dict, data: str, pr: str, commit: str, repo: str = REPO) -> str:
     name = unique(f"scl-delay-pr{pr}-{commit[:8]}")
     sm.create_training_job(
         TrainingJobName=name,
         AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File"},
-        RoleArn=ROLE_ARN,
+        RoleArn=infra["TrainingExecutionRoleArn"],
         HyperParameters={"num_round": "400", "early_stopping_rounds": "0"},
         InputDataConfig=[
             {
@@ -35,13 +37,13 @@ def _launch(sm, bucket: str, data_key: str, pr: str, commit: str, repo: str = RE
                 "DataSource": {
                     "S3DataSource": {
                         "S3DataType": "S3Prefix",
-                        "S3Uri": f"s3://{bucket}/{data_key}",
+                        "S3Uri": data,
                         "S3DataDistributionType": "FullyReplicated",
                     }
                 },
             }
         ],
-        OutputDataConfig={"S3OutputPath": f"s3://{bucket}/stop-test"},
+        OutputDataConfig={"S3OutputPath": f"{infra['TrainingS3Prefix']}/pr-{pr}"},
         ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
         StoppingCondition={"MaxRuntimeInSeconds": 600},
         Tags=names.tags({names.TAG_PR: pr, names.TAG_REPO: repo, names.TAG_COMMIT: commit}),
@@ -60,19 +62,12 @@ def _wait_ended(sm, name: str, timeout_s: float = 150) -> str:
     return status
 
 
-@pytest.fixture
-def data_key(s3, bucket, synthetic_csv) -> str:
-    key = f"stop-data/{unique('flights')}.csv"
-    s3.upload_file(str(synthetic_csv), bucket, key)
-    return key
-
-
-def test_only_the_cancelled_runs_jobs_are_stopped_and_they_end_stopped(sm, bucket, data_key):
+def test_only_the_cancelled_runs_jobs_are_stopped_and_they_end_stopped(sm, infra, training_data):
     commit, newer = "a" * 40, "b" * 40
-    ours = _launch(sm, bucket, data_key, "7", commit)
-    same_pr_newer_push = _launch(sm, bucket, data_key, "7", newer)
-    other_pr = _launch(sm, bucket, data_key, "8", commit)
-    other_repo = _launch(sm, bucket, data_key, "7", commit, repo="someone/else")
+    ours = _launch(sm, infra, training_data, "7", commit)
+    same_pr_newer_push = _launch(sm, infra, training_data, "7", newer)
+    other_pr = _launch(sm, infra, training_data, "8", commit)
+    other_repo = _launch(sm, infra, training_data, "7", commit, repo="someone/else")
     try:
         assert {_status(sm, n) for n in (ours, same_pr_newer_push, other_pr, other_repo)} == {"InProgress"}
         stopped = stop_training_jobs(sm, pr_number=7, repo=REPO, commit=commit)
@@ -88,9 +83,9 @@ def test_only_the_cancelled_runs_jobs_are_stopped_and_they_end_stopped(sm, bucke
                 sm.stop_training_job(TrainingJobName=name)
 
 
-def test_the_cli_step_stops_the_prs_jobs_and_writes_the_job_summary(sm, bucket, data_key, tmp_path):
+def test_the_cli_step_stops_the_prs_jobs_and_writes_the_job_summary(sm, infra, training_data, tmp_path):
     commit = "c" * 40
-    job = _launch(sm, bucket, data_key, "9", commit)
+    job = _launch(sm, infra, training_data, "9", commit)
     summary = tmp_path / "summary.md"
     env = {
         "GITHUB_REPOSITORY": REPO,
