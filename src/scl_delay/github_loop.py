@@ -4,8 +4,8 @@ which training jobs a cancelled run leaves behind. The YAML only wires steps to
 ``python -m scl_delay.github_loop``. (Whether a failed deploy is rolled back is deploy.py's decision:
 ``aws/deploy.py`` ``deploy_with_rollback``, only after it changed the endpoint.)
 
-Talks to GitHub's REST API with the standard library (``$GITHUB_API_URL``, ``$GITHUB_TOKEN``); no boto3
-here: the cancellation clean-up's AWS call lives in ``aws/stop_jobs.py`` and is imported only by its command.
+Talks to GitHub's REST API through ``github_api`` (standard library; ``$GITHUB_API_URL``, ``$GITHUB_TOKEN``);
+no boto3 here: the cancellation clean-up's AWS call lives in ``aws/stop_jobs.py`` and is imported only by its command.
 What each GitHub fact rests on is in docs/verified-github.md.
 """
 
@@ -17,14 +17,12 @@ import os
 import re
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
+from .github_api import GitHubAPI, GitHubError
 
 # Everything in the tree that changes the trained model or the image that serves it. The workflows'
 # `paths` filters (deploy.yml) list the same entries; a test keeps them equal.
@@ -41,55 +39,10 @@ SHA_RE = re.compile(r"^[0-9a-f]{7,40}$")
 FULL_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 FORCE_LABEL = "train"
 TRAIN_CHECK = "build, push, train on SageMaker"  # pr-train.yml's training job name (a test keeps them equal)
-API_VERSION = "2022-11-28"
-
-
-class GitHubError(Exception):
-    """GitHub answered with an error status (or not at all)."""
-
-    def __init__(self, message: str, status: int | None = None):
-        super().__init__(message)
-        self.status = status
 
 
 class NotMergedError(InputError):
     """The pushed commit did not come from a merged pull request: nothing was trained for it."""
-
-
-# ------------------------------------------------------------------------------------------- the REST client
-
-
-@dataclass
-class GitHubAPI:
-    """GET-only client for api.github.com (or ``$GITHUB_API_URL``); JSON in, JSON out."""
-
-    base_url: str = "https://api.github.com"
-    token: str | None = None
-    timeout_s: float = 30.0
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> GitHubAPI:
-        return cls(
-            base_url=env.get("GITHUB_API_URL") or "https://api.github.com",
-            token=env.get("GITHUB_TOKEN") or env.get("GH_TOKEN") or None,
-        )
-
-    def get(self, path: str, **query) -> object:
-        url = f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
-        if query:
-            url += "?" + urllib.parse.urlencode(query)
-        headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        request = urllib.request.Request(url, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                return json.load(response)
-        except urllib.error.HTTPError as e:
-            detail = e.read(500).decode("utf-8", "replace")
-            raise GitHubError(f"GET {path}: HTTP {e.code}: {detail}", e.code) from None
-        except (urllib.error.URLError, TimeoutError, ValueError) as e:
-            raise GitHubError(f"GET {path}: {e}") from None
 
 
 # ------------------------------------------------------------------------------------ commits, PRs and trees

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from scl_delay import github_api
 from scl_delay import github_loop as loop
 from scl_delay.errors import InputError
 
@@ -82,7 +83,7 @@ def github():
 
 @pytest.fixture
 def api(github):
-    return loop.GitHubAPI(base_url=github.url, token="test-token", timeout_s=5)
+    return github_api.GitHubAPI(base_url=github.url, token="test-token", timeout_s=5)
 
 
 def test_the_client_sends_the_token_and_the_api_version(github, api):
@@ -91,7 +92,7 @@ def test_the_client_sends_the_token_and_the_api_version(github, api):
     path, headers = github.requests[0]
     assert path == f"/repos/{REPO}/commits/{SHAS['squash']}"
     assert headers["authorization"] == "Bearer test-token"
-    assert headers["x-github-api-version"] == loop.API_VERSION
+    assert headers["x-github-api-version"] == github_api.API_VERSION
     assert headers["accept"] == "application/vnd.github+json"
 
 
