@@ -38,6 +38,7 @@ MODEL_PATHS = (
 SHA_RE = re.compile(r"^[0-9a-f]{7,40}$")
 FULL_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 FORCE_LABEL = "train"
+DEPENDABOT = "dependabot[bot]"
 TRAIN_CHECK = "build, push, train on SageMaker"  # pr-train.yml's training job name (a test keeps them equal)
 
 
@@ -116,20 +117,25 @@ def model_differences(api: GitHubAPI, repo: str, a: str, b: str) -> list[str]:
 @dataclass(frozen=True)
 class TrainingDecision:
     train: bool
-    reason: str  # one word for the workflow: model-change, no-model-change, draft, not-main, fork
+    reason: str  # one word: model-change, no-model-change, draft, not-main, fork, dependabot
     summary: str  # markdown for the job summary
 
 
 def decide_training(
-    pr: Mapping, repo: str, default_branch: str, differences: list[str] | None
+    pr: Mapping, repo: str, default_branch: str, differences: list[str] | None, actor: str | None = None
 ) -> TrainingDecision:
-    """Whether a ``pull_request`` event's PR trains. ``differences`` = model paths changed (None: unknown)."""
+    """Whether a ``pull_request`` event's PR trains. ``differences`` = model paths changed (None: unknown);
+    ``actor`` = who triggered the event (GitHub runs Dependabot's events as if they came from a fork)."""
     number, labels = pr["number"], {label["name"] for label in pr.get("labels", [])}
     forced = FORCE_LABEL in labels
     head_repo = (pr.get("head", {}).get("repo") or {}).get("full_name")
     if head_repo != repo:
         return TrainingDecision(
             False, "fork", fork_summary(number, head_repo, pr["head"]["sha"], differences)
+        )
+    if actor == DEPENDABOT:
+        return TrainingDecision(
+            False, "dependabot", dependabot_summary(number, pr["head"]["ref"], differences)
         )
     if pr.get("draft") and not forced:
         return TrainingDecision(
@@ -185,17 +191,36 @@ def cache_sources(api: GitHubAPI, repo: str, event: Mapping) -> list[str]:
     return sources
 
 
+def dependabot_summary(number: int, branch: str, differences: list[str] | None) -> str:
+    """Why a run Dependabot triggered did not train, and how a maintainer trains its PR."""
+    return (
+        f"## No training for PR #{number}: this run was triggered by Dependabot\n\n"
+        "GitHub runs the workflows Dependabot triggers as if they came from a fork: a read-only token and no "
+        "OIDC token, so this run cannot assume the AWS training role.\n\n"
+        f"{_model_change_sentence(differences)}\n\n"
+        "A maintainer trains it by pushing a commit to its branch (the run is then theirs):\n\n"
+        "```sh\n"
+        f"git fetch origin {branch} && git switch {branch}\n"
+        'git commit --allow-empty -m "Train this dependency update" && git push origin HEAD\n'
+        "```\n"
+    )
+
+
+def _model_change_sentence(differences: list[str] | None) -> str:
+    if differences:
+        return (
+            "It changes "
+            + ", ".join(f"`{p}`" for p in differences)
+            + ", so it needs a trained model before merging."
+        )
+    if differences is not None:
+        return "It changes nothing that affects the model, so merging it deploys nothing."
+    return "Whether it changes the model could not be determined."
+
+
 def fork_summary(number: int, head_repo: str | None, head_sha: str, differences: list[str] | None) -> str:
     """Why a fork's PR did not train, and how a maintainer trains it."""
-    changed = (
-        "It changes "
-        + ", ".join(f"`{p}`" for p in differences)
-        + ", so it needs a trained model before merging."
-        if differences
-        else "It changes nothing that affects the model, so merging it deploys nothing."
-        if differences is not None
-        else "Whether it changes the model could not be determined."
-    )
+    changed = _model_change_sentence(differences)
     return (
         f"## No training for PR #{number}: it comes from the fork `{head_repo or 'unknown'}`\n\n"
         "GitHub gives workflows triggered by a fork's pull request no OIDC token, so this run cannot assume "
@@ -356,14 +381,16 @@ def _pr_plan(args, env, api: GitHubAPI) -> int:
         if same_repo:
             raise
         print(f"could not compare the fork's trees: {e}", file=sys.stderr)
-    decision = decide_training(pr, args.repo, args.default_branch, differences)
+    actor = (event.get("sender") or {}).get("login")
+    decision = decide_training(pr, args.repo, args.default_branch, differences, actor)
     caches = cache_sources(api, args.repo, event) if decision.train else []
     _write_outputs(
         {"train": str(decision.train).lower(), "reason": decision.reason, "cache_from": " ".join(caches)}, env
     )
     _write_summary(decision.summary, env)
-    # A fork that changes the model fails the required check: merging it would ship an untrained model.
-    return 1 if decision.reason == "fork" and differences != [] else 0
+    # A fork's (or Dependabot's) run that changes the model fails the required check: it cannot train here,
+    # and merging it would ship an untrained model.
+    return 1 if decision.reason in ("fork", "dependabot") and differences != [] else 0
 
 
 def _deploy_plan(args, env, api: GitHubAPI) -> int:

@@ -271,6 +271,26 @@ def test_a_fork_pr_does_not_train_and_its_summary_says_why_and_how_a_maintainer_
         assert needle in decision.summary
 
 
+def test_a_run_dependabot_triggered_does_not_train_and_says_how_a_maintainer_trains_it():
+    decision = loop.decide_training(_pr(), REPO, "main", ["uv.lock"], actor="dependabot[bot]")
+    assert (decision.train, decision.reason) == (False, "dependabot")
+    assert (
+        "as if they came from a fork" in decision.summary and "git commit --allow-empty" in decision.summary
+    )
+    # the maintainer's push is a run of theirs: it trains
+    assert loop.decide_training(_pr(), REPO, "main", ["uv.lock"], actor="octocat").train
+
+
+def test_a_dependabot_run_that_changes_the_model_fails_the_plan(github, tmp_path):
+    github.commit("base")
+    github.commit("head")
+    event = {**recorded("event-pull-request"), "sender": {"login": "dependabot[bot]", "type": "Bot"}}
+    (tmp_path / "event.json").write_text(json.dumps(event))
+    env = _env(github, tmp_path, GITHUB_EVENT_PATH=str(tmp_path / "event.json"))
+    assert loop.main(["pr-plan"], env) == 1
+    assert _outputs(tmp_path)["reason"] == "dependabot"
+
+
 @pytest.mark.parametrize(
     ("overrides", "differences", "train", "reason"),
     [
