@@ -240,8 +240,13 @@ def test_deploy_is_planned_without_aws_then_serialised_protected_and_execd():
     assert job["environment"]["name"] == "production"
     run = _job_step(doc, "deploy", "bin/python deploy.py")["run"]
     assert "--smoke-test" in run and '--commit "$COMMIT"' in run and '--merge-commit "$MERGE_COMMIT"' in run
-    waited_min = _flag(run, "--wait-delay-seconds") * _flag(run, "--wait-max-attempts") / 60
+    # deploy.py waits the attempts, and an update at least the blue/green maximum (62 min); twice with a rollback
+    waited_min = max(62, _flag(run, "--wait-delay-seconds") * _flag(run, "--wait-max-attempts") / 60)
     assert 2 * waited_min < job["timeout-minutes"], "a deploy and its rollback must both fit in the job"
+    creds = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("aws-actions/configure-aws"))
+    assert int(creds["with"]["role-duration-seconds"]) > 60 * job["timeout-minutes"], (
+        "credentials outlive the job"
+    )
     text = (WORKFLOW_DIR / "deploy.yml").read_text(encoding="utf-8")
     assert "--force" not in text.replace("args+=(--force)", ""), "the only --force is the operator's input"
 
