@@ -92,7 +92,7 @@ def training_args(
         "--data",
         data,
         "--output-s3",
-        f"s3://{bucket}/artifacts",
+        f"s3://{bucket}/training",
         "--hyperparameters",
         str(ROOT / "hyperparameters.json"),
         "--commit",

@@ -17,6 +17,7 @@ import boto3
 import pytest
 
 from .aws_helpers import (
+    ACCOUNT,
     COMMIT,
     GOOD_HP,
     GROUP,
@@ -28,7 +29,6 @@ from .aws_helpers import (
     push_image,
     run_script,
     training_args,
-    unique,
     venv_env,
 )
 
@@ -87,10 +87,22 @@ def aas(aws_env):
 
 
 @pytest.fixture(scope="session")
-def bucket(s3):
-    name = unique("scl-delay-test")
-    s3.create_bucket(Bucket=name)
-    return name
+def infra(aws_env) -> dict[str, str]:
+    """infra/scl-delay.yaml applied to moto by the admin (local_aws.stack; idempotent): its outputs. Its roles
+    are real in moto's IAM, so a training job whose RoleArn is the template's training role runs as that role
+    (the local training backend) and may only read data/ and training/pr-*/input/ and write training/pr-*."""
+    from local_aws import stack
+
+    rendered = stack.render(
+        stack.TEMPLATE, {"GitHubOwner": "acme", "GitHubRepo": "scl-delay"}, ACCOUNT, REGION
+    )
+    return stack.apply(rendered, boto3.session.Session(region_name=REGION))
+
+
+@pytest.fixture(scope="session")
+def bucket(infra) -> str:
+    """The template's artifacts bucket: data/, training/pr-<N>/, deploy/<endpoint>/."""
+    return infra["ArtifactBucketName"]
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,7 @@ from scl_delay.aws import gateway
 from .aws_helpers import ACCOUNT, REGION
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/scl-delay-apigateway-invoke"
+ACCESS_LOG_ARN = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/apigateway/scl-delay-mapping/access"
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +45,11 @@ def stored(aws_env):
         apigw_role_arn=ROLE,
         rate_limit=5.0,
         burst_limit=10,
+        access_log_arn=ACCESS_LOG_ARN + ":*",
     )
     api = gateway.ensure_gateway(gw, spec, [])
+    again: list[str] = []
+    gateway.ensure_gateway(gw, spec, again)
     integration = gw.get_integration(
         restApiId=api["api_id"], resourceId=api["resource_id"], httpMethod="POST"
     )
@@ -55,7 +59,8 @@ def stored(aws_env):
             restApiId=api["api_id"], resourceId=api["resource_id"], httpMethod="POST", statusCode=status
         )
     method = gw.get_method(restApiId=api["api_id"], resourceId=api["resource_id"], httpMethod="POST")
-    yield {"responses": responses, "method": method}
+    stage = gw.get_stage(restApiId=api["api_id"], stageName="prod")
+    yield {"responses": responses, "method": method, "stage": stage, "second_run_actions": again}
     gateway.delete_gateway(gw, spec)
 
 
@@ -162,3 +167,16 @@ def test_runtime_standin_reports_a_timed_out_container_as_sagemaker_does():
         standin.stop()
         upstream.shutdown()
         upstream.server_close()
+
+
+def test_stage_logs_errors_and_metrics_and_writes_the_access_log(stored):
+    """Issue 11 item 11: execution logging (ERROR) and metrics on every method, the access log as one JSON
+    line per request into the template's log group (ARN given without ":*", as API Gateway wants it).
+    moto does not check that the account's CloudWatch role is set, which AWS requires for execution logs."""
+    settings = stored["stage"]["methodSettings"]["*/*"]
+    assert settings["loggingLevel"] == "ERROR" and settings["metricsEnabled"] is True
+    access = stored["stage"]["accessLogSettings"]
+    assert access["destinationArn"] == ACCESS_LOG_ARN
+    fields = json.loads(access["format"])
+    assert {"requestId", "status", "integrationStatus", "latencyMs"} <= set(fields)
+    assert stored["second_run_actions"] == [], "a second run with the same inputs changes nothing"

@@ -23,7 +23,7 @@ from local_aws.runtime_standin import RuntimeStandin
 from scl_delay.aws import gateway
 
 from .aws_helpers import ACCOUNT, REGION
-from .test_iam_enforced import as_role, gateway_spec, infra  # noqa: F401 - the infra fixture
+from .test_iam_enforced import as_role, gateway_spec
 
 ENDPOINT = "scl-delay"
 
@@ -56,7 +56,7 @@ class Container(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def served(infra):  # noqa: F811 - the fixture imported above
+def served(infra):
     container = ThreadingHTTPServer(("127.0.0.1", 0), Container)
     container.daemon_threads = True
     threading.Thread(target=container.serve_forever, daemon=True).start()
@@ -131,7 +131,7 @@ def test_unknown_paths_are_403_missing_authentication_token(served):
     assert (status, json.loads(body)["message"]) == (403, "Missing Authentication Token")
 
 
-def test_the_usage_plan_throttles_with_429(served, infra):  # noqa: F811
+def test_the_usage_plan_throttles_with_429(served, infra):
     """A plan of 0.1 req/s with a burst of 2: the third quick request is over it (no refill for 10 s)."""
     deploy_gw = as_role(infra, "DeployRoleArn").client("apigateway")
     spec = gateway_spec(
@@ -148,7 +148,7 @@ def test_the_usage_plan_throttles_with_429(served, infra):  # noqa: F811
         gateway.delete_gateway(deploy_gw, spec)
 
 
-def test_a_trust_policy_with_a_source_condition_breaks_every_call(served, infra):  # noqa: F811
+def test_a_trust_policy_with_a_source_condition_breaks_every_call(served, infra):
     """Issue 11 defect 1, as behaviour: with the old trust (aws:SourceArn condition), API Gateway cannot
     assume the integration role and every POST /predict is a 500."""
     iam = boto3.client("iam", region_name=REGION)
@@ -175,7 +175,7 @@ def test_a_trust_policy_with_a_source_condition_breaks_every_call(served, infra)
         iam.update_assume_role_policy(RoleName=role, PolicyDocument=json.dumps(good_trust))
 
 
-def test_an_endpoint_the_invoke_role_may_not_call_is_a_500(infra):  # noqa: F811
+def test_an_endpoint_the_invoke_role_may_not_call_is_a_500(infra):
     """The invoke role allows one endpoint: a gateway pointed at another gets AccessDenied from the runtime,
     which the mapping reports as our configuration error (500), not the caller's."""
     runtime = RuntimeStandin(default="http://127.0.0.1:9").start()

@@ -3,7 +3,7 @@ refused what it must never do (issue 11: separate roles, PR code never writes wh
 item 3: the PR role registers versions but never approves one, the deploy role approves).
 
 Credentials: infra/scl-delay.yaml is applied to the session's moto server as its admin user
-(local_aws.stack.apply), then each test assumes a role with sts:AssumeRole
+(the ``infra`` fixture of conftest, local_aws.stack.apply), then each test assumes a role with sts:AssumeRole
 (local_aws.iam_enforcement.role_credentials), as configure-aws-credentials does with the OIDC token.
 
 More lenient than AWS (local_aws.iam_enforcement): trust policies are not evaluated (test_infra.py does
@@ -20,20 +20,11 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from local_aws import iam_enforcement, stack
+from local_aws import iam_enforcement
 
 from .aws_helpers import ACCOUNT, REGION
 
 ENDPOINT = "scl-delay"
-
-
-@pytest.fixture(scope="session")
-def infra(aws_env):
-    """infra/scl-delay.yaml applied to moto (idempotent); returns its outputs."""
-    rendered = stack.render(
-        stack.TEMPLATE, {"GitHubOwner": "acme", "GitHubRepo": "scl-delay"}, ACCOUNT, REGION
-    )
-    return stack.apply(rendered, boto3.session.Session(region_name=REGION))
 
 
 def as_role(infra, output: str) -> boto3.session.Session:

@@ -38,7 +38,7 @@ def test_training_job_completes_with_artifacts_where_sagemaker_puts_them(trained
     assert NAME_RE.match(job) and len(job) <= 63
     assert job.startswith("scl-delay-pr42-01234567-"), job
     # the PR's job writes only under its own prefix, ending in a slash in every policy
-    assert good["model_artifact"] == f"s3://{bucket}/artifacts/pr-42/{job}/output/model.tar.gz"
+    assert good["model_artifact"] == f"s3://{bucket}/training/pr-42/{job}/output/model.tar.gz"
     assert {"metadata.json", "booster.ubj", "metrics.json", "report.md"} <= _tar_names(
         s3, good["model_artifact"]
     )
@@ -140,7 +140,7 @@ def test_completed_job_is_registered_pending_with_digest_metrics_and_metadata(tr
     assert desc["MetadataProperties"]["CommitId"] == COMMIT
     statistics = desc["ModelMetrics"]["ModelQuality"]["Statistics"]
     bucket, key = statistics["S3Uri"].removeprefix("s3://").split("/", 1)
-    assert key.startswith("artifacts/pr-42/")  # under the PR's own prefix
+    assert key.startswith("training/pr-42/")  # under the PR's own prefix
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     import hashlib
 
@@ -155,7 +155,7 @@ def test_completed_job_is_registered_pending_with_digest_metrics_and_metadata(tr
 def test_failed_job_prints_failure_reason_and_exits_nonzero(tmp_path, s3, bucket):
     """A training file without the SCL columns: `train` writes output/failure and exits 2; the backend
     turns that into Failed + FailureReason as SageMaker does; training_job.py prints it and exits 1."""
-    key = f"{unique('broken')}/flights.csv"
+    key = f"data/{unique('broken')}/flights.csv"
     s3.put_object(Bucket=bucket, Key=key, Body=b"a,b\n1,2\n3,4\n")
     proc = run_script(
         "training_job.py",

@@ -33,6 +33,14 @@ MODEL_ERROR_TEMPLATE = (
     + JSON_ERROR % ("model_error", "the model failed")
     + "#end"
 )
+LOGGING_LEVEL = "ERROR"
+# one JSON line per request; $context.integration.status is SageMaker's status before the mapping
+ACCESS_LOG_FORMAT = (
+    '{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","time":"$context.requestTime",'
+    '"method":"$context.httpMethod","path":"$context.resourcePath","status":"$context.status",'
+    '"integrationStatus":"$context.integration.status","latencyMs":"$context.responseLatency",'
+    '"apiKeyId":"$context.identity.apiKeyId","error":"$context.error.message"}'
+)
 CONTENT_TYPE = "method.response.header.Content-Type"
 JSON_CONTENT_TYPE = {CONTENT_TYPE: "'application/json'"}
 
@@ -138,6 +146,7 @@ def ensure_gateway(gw, spec: DeploySpec, actions: list[str]) -> dict:
             description=f"POST /{PREDICT_PATH} -> SageMaker endpoint {spec.endpoint_name}",
         )
         actions.append(f"deployed stage {spec.stage}")
+    _ensure_stage_logging(gw, spec, api_id, actions)
     key = _ensure_api_key(gw, spec, actions)
     plan = _ensure_usage_plan(gw, spec, api_id, key["id"], actions)
     return {
@@ -226,6 +235,32 @@ def _ensure_method(gw, spec: DeploySpec, api_id: str, rid: str, actions: list[st
             actions.append(
                 f"mapped integration response {response.pattern or 'default'} -> {response.status}"
             )
+
+
+def _ensure_stage_logging(gw, spec: DeploySpec, api_id: str, actions: list[str]) -> None:
+    """Execution logging (errors) and metrics for every method, and the access log when the spec names its
+    log group (``access_log_arn``; infra's GatewayAccessLogGroupArn). Execution logging needs the account's
+    CloudWatch role, which infra/scl-delay.yaml sets (AWS::ApiGateway::Account)."""
+    stage = gw.get_stage(restApiId=api_id, stageName=spec.stage)
+    ops = []
+    method = (stage.get("methodSettings") or {}).get("*/*") or {}
+    if method.get("loggingLevel") != LOGGING_LEVEL:
+        ops.append({"op": "replace", "path": "/*/*/logging/loglevel", "value": LOGGING_LEVEL})
+    if not method.get("metricsEnabled"):
+        ops.append({"op": "replace", "path": "/*/*/metrics/enabled", "value": "true"})
+    destination = (getattr(spec, "access_log_arn", None) or "").removesuffix(":*")
+    have = stage.get("accessLogSettings") or {}
+    if destination and (have.get("destinationArn"), have.get("format")) != (destination, ACCESS_LOG_FORMAT):
+        ops += [
+            {"op": "replace", "path": "/accessLogSettings/destinationArn", "value": destination},
+            {"op": "replace", "path": "/accessLogSettings/format", "value": ACCESS_LOG_FORMAT},
+        ]
+    if ops:
+        gw.update_stage(restApiId=api_id, stageName=spec.stage, patchOperations=ops)
+        actions.append(
+            f"stage {spec.stage}: execution logging {LOGGING_LEVEL}, metrics"
+            + (f", access log to {destination}" if destination else "")
+        )
 
 
 def _ensure_api_key(gw, spec: DeploySpec, actions: list[str]) -> dict:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..report import inline_figures
+
 REPORT_MARKER = "<!-- scl-delay-training-report -->"
 METRIC_ROWS = (
     ("recall", "Recall (delayed)"),
@@ -60,6 +62,7 @@ def render_report(
     base_label: str,
     training_report: str | None = None,
     region: str | None = None,
+    artifact_metrics: Mapping | None = None,
 ) -> str:
     job, status = result["job_name"], result["status"]
     lines = [REPORT_MARKER, f"## scl-delay training `{job}`: {status}", ""]
@@ -94,6 +97,7 @@ def render_report(
         "",
     ]
 
+    lines += figures_section(artifact_metrics)
     lines += registry_section(result, live, region)
     lines += [f"### Hyperparameters changed against {base_label}", ""]
     changes = hyperparameter_changes(result["hyperparameters"], base_hyperparameters)
@@ -154,3 +158,12 @@ def registry_section(result: Mapping, live: Mapping | None, region: str | None) 
         lines.append("- live: none yet")
     lines.append(f"- inspect: `aws sagemaker describe-model-package --model-package-name {arn}`")
     return [*lines, ""]
+
+
+def figures_section(artifact_metrics: Mapping | None) -> list[str]:
+    """The precision-recall curve (Mermaid) and confusion matrix (table) inline, from the artifact's
+    metrics.json: GitHub draws both in the comment, no login or image hosting needed; the PNGs stay artifacts."""
+    figures = inline_figures(dict(artifact_metrics)) if artifact_metrics else ""
+    if not figures:
+        return []
+    return ["### Precision-recall and confusion matrix (test split)", "", figures, ""]

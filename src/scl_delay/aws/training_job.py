@@ -426,8 +426,11 @@ def run(
         if image in files:
             (report_path.parent / image).write_bytes(files[image])
     result["report_images"] = [i for i in IMAGE_FILES if i in files]
+    artifact_metrics = json.loads(files["metrics.json"]) if "metrics.json" in files else None
     report_path.write_text(
-        render_report(result, live, base_hyperparameters, base_label, training_report, spec.region),
+        render_report(
+            result, live, base_hyperparameters, base_label, training_report, spec.region, artifact_metrics
+        ),
         encoding="utf-8",
     )
     result_path.parent.mkdir(parents=True, exist_ok=True)
