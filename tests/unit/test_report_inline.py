@@ -91,3 +91,26 @@ def test_the_confusion_table_keeps_rows_actual_and_columns_predicted():
 
 def test_inline_figures_is_empty_for_a_document_without_curve_or_matrix():
     assert inline_figures({"test": {"recall": 0.7}}) == ""
+
+
+def test_the_pr_comment_shows_the_figures_inline_outside_any_collapsed_block():
+    from scl_delay.aws.report_pr import render_report
+
+    _, _, curves = _curves()
+    metrics = {"pr_curve": sample_pr_curves(curves), "test": {"confusion_matrix": [[50, 10], [3, 7]]}}
+    result = {
+        "job_name": "scl-delay-pr7-aaaaaaaa-20261203-000000",
+        "status": "Completed",
+        "commit": "a" * 40,
+        "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/scl-delay@sha256:" + "0" * 64,
+        "final_metrics": {"test:recall": 0.7},
+        "hyperparameters": {},
+        "model_artifact": "s3://bucket/training/pr-7/job/output/model.tar.gz",
+    }
+    comment = render_report(result, None, {}, "main", None, "us-east-1", metrics)
+    section = comment.index("### Precision-recall and confusion matrix (test split)")
+    assert comment.index("```mermaid", section) > section
+    assert "| delayed | 3 | 7 | 10 |" in comment
+    assert "<details>" not in comment[section : comment.index("| delayed | 3 | 7 | 10 |")]
+    without = render_report(result, None, {}, "main", None, "us-east-1", None)
+    assert "```mermaid" not in without
