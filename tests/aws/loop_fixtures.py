@@ -1,24 +1,13 @@
-"""Fixtures of the GitHub-loop tests (test_stop_jobs, test_cancellation): the infra stack applied to the moto
-server, which enforces IAM, so training jobs run as the stack's training role and read and write where that
-role may; the PR training role's credentials; training data where that role reads it."""
+"""Fixtures of the GitHub-loop tests (test_stop_jobs, test_cancellation), on top of the conftest's `infra`
+(the template applied to the IAM-enforcing moto server): the PR training role's credentials, and training
+data where the template's training role reads it."""
 
 from __future__ import annotations
 
 import boto3
 import pytest
 
-from .aws_helpers import ACCOUNT, REGION, unique
-
-
-@pytest.fixture(scope="module")
-def infra(aws_env) -> dict[str, str]:
-    """infra/scl-delay.yaml applied to moto (idempotent: the IAM tests apply the same stack); its outputs."""
-    from local_aws import stack
-
-    rendered = stack.render(
-        stack.TEMPLATE, {"GitHubOwner": "acme", "GitHubRepo": "scl-delay"}, ACCOUNT, REGION
-    )
-    return stack.apply(rendered, boto3.session.Session(region_name=REGION))
+from .aws_helpers import REGION, unique
 
 
 @pytest.fixture(scope="module")

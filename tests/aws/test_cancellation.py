@@ -27,11 +27,7 @@ import yaml
 from . import loop_fixtures
 from .aws_helpers import ROOT, image_for, push_image
 
-infra, pr_role_env, training_data = (
-    loop_fixtures.infra,
-    loop_fixtures.pr_role_env,
-    loop_fixtures.training_data,
-)
+pr_role_env, training_data = loop_fixtures.pr_role_env, loop_fixtures.training_data
 
 REPO = "acme/scl-delay"
 

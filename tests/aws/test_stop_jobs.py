@@ -19,7 +19,7 @@ from scl_delay.github_loop import main as github_loop_main
 from . import loop_fixtures
 from .aws_helpers import IMAGE, unique
 
-infra, training_data = loop_fixtures.infra, loop_fixtures.training_data
+training_data = loop_fixtures.training_data
 
 REPO = "acme/scl-delay"
 
