@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Rehearse the PR -> merge loop locally, no AWS account, and watch the model registry's versions move:
 
-    PR 1  training_job.py really runs `train` -> registered v1 PendingManualApproval
-    merge deploy.py --smoke-test -> v1 Approved, endpoint created, smoke test through the gateway URL
+    PR 1  training_job.py (as the PR role) really runs `train` -> registered v1 PendingManualApproval
+    merge deploy.py --smoke-test (as the deploy role) -> v1 Approved, endpoint created, smoke test through the
+          gateway URL; then a prediction, a bad record and a call without the API key through that URL
     PR 2  other hyperparameters, its report against live v1 -> v2 registered
-    merge v2 Approved, blue/green update
+    merge v2 Approved, blue/green update; an answer through the gateway now carries v2's model_version
     PR 3  its container crashes on every request (forced) -> merge: v3 Approved and deployed, the smoke test
           fails, v3 Rejected, v2 redeployed and live again (exit 4)
     the registry's versions, then deploy.py --teardown (the registry keeps its history)
@@ -12,10 +13,13 @@
     .venv/bin/python scripts/rehearse.py [--keep]
     .venv/bin/python scripts/rehearse.py --image localhost/scl-delay:dev   # `train` inside the image (make image)
 
-Stand-ins (src/local_aws): moto server with UpdateEndpoint and the local training backend; moto's ECR holds
-each commit's image as `docker push` would leave it; a bare gateway forwarder serves the invoke URL to a real
-`serve` of the version the endpoint serves (more lenient than API Gateway: no key check, no mapping
-templates).
+The account is infra/scl-delay.yaml applied to a moto server that enforces IAM (local_aws.stack,
+local_aws.iam_enforcement: what moto's evaluation leaves out is listed there); each step runs with the
+credentials of its role, so a call the template does not allow fails here. Stand-ins (src/local_aws): the
+training backend runs `train` as the job's execution role; moto's ECR holds each commit's image as
+`docker push` leaves it; the gateway stand-in serves the REST API deploy.py configured (API key, mapping
+templates) and forwards to the runtime stand-in, which routes the endpoint to a real `serve` of the version
+the endpoint serves now.
 """
 
 from __future__ import annotations
@@ -23,33 +27,32 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
 import sys
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
 
+from local_aws import iam_enforcement, stack
+from local_aws.gateway_standin import GatewayStandin
 from local_aws.moto_server import start_moto_server
-from local_aws.rehearsal import seed_dataset, start_serve
+from local_aws.process import free_port
+from local_aws.rehearsal import SAMPLE_RECORD, seed_dataset, start_serve
+from local_aws.runtime_standin import RuntimeStandin
 from local_aws.training_backend import TRAIN_COMMAND_ENV
 from scl_delay.aws import registry
 from scl_delay.aws.cli import deploy_main, training_job_main
-from scl_delay.aws.deploy import format_versions, list_versions
 from scl_delay.aws.smoke import EXECUTE_API_ENDPOINT_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT, REGION = "123456789012", "us-east-1"
-TRAINING_ROLE = f"arn:aws:iam::{ACCOUNT}:role/scl-delay-sagemaker-training"
-SERVING_ROLE = f"arn:aws:iam::{ACCOUNT}:role/scl-delay-sagemaker-serving"
-APIGW_ROLE = f"arn:aws:iam::{ACCOUNT}:role/scl-delay-apigateway-invoke"
-REPOSITORY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/scl-delay"
-BUCKET, ENDPOINT = "scl-delay-rehearsal", "scl-delay"
+ENDPOINT = "scl-delay"
 # (PR, trained head commit, merge commit, author, hyperparameters)
 PRS = (
     (1, "1" * 40, "a" * 40, "alice", ["num_round=40", "max_depth=2"]),
@@ -58,71 +61,55 @@ PRS = (
 )
 
 
-class Gateway:
-    """POST {url}/{api}/{stage}/predict -> the `serve` of the version the endpoint serves now (read from
-    moto: endpoint -> config tag -> package -> model artifact), started on first use. A version listed in
-    ``crashing`` answers 502, as the gateway maps a container that crashes."""
+class LiveRoutes(dict):
+    """The runtime stand-in's routes, resolved per call: the endpoint goes to a real `serve` of the version it
+    serves now (endpoint -> config tag -> package -> the model's artifact), started on first use. A version
+    in ``crashing`` goes to a port nothing listens on: a container that crashed (SageMaker: 424 ModelError)."""
 
     def __init__(self, sm, s3, work: Path):
+        super().__init__()
         self.sm, self.s3, self.work = sm, s3, work
         self.serves: dict[int, object] = {}
         self.crashing: set[int] = set()
+        self.dead = f"http://127.0.0.1:{free_port()}"
         self.lock = threading.Lock()
-        gateway = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                status, answer = gateway.forward(body, self.headers.get("Content-Type", "application/json"))
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def forward(self, body: bytes, content_type: str) -> tuple[int, bytes]:
-        version, endpoint = registry.live_version(self.sm, ENDPOINT)
+    def get(self, endpoint, default=None):
+        version, desc = registry.live_version(self.sm, endpoint)
         if version is None:
-            return 500, b'{"error": {"code": "gateway_error", "message": "no endpoint"}}'
+            return default
         if version.number in self.crashing:
-            status, answer = (
-                502,
-                b'{"error": {"code": "model_unavailable", "message": "the model endpoint failed"}}',
-            )
-        else:
-            status, answer = self._invoke(version.number, endpoint["EndpointConfigName"], body, content_type)
-        print(f"  gateway POST /{ENDPOINT}/predict (v{version.number}) -> {status} {answer[:90].decode()}")
-        return status, answer
-
-    def _invoke(self, number: int, config: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+            return self.dead
         with self.lock:
-            if number not in self.serves:
-                artifact = self.sm.describe_model(ModelName=config)["PrimaryContainer"]["ModelDataUrl"]
-                self.serves[number] = start_serve(self.s3, artifact, self.work / f"serve-v{number}")
-        request = urllib.request.Request(
-            f"{self.serves[number].url}/invocations", data=body, headers={"Content-Type": content_type}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
+            if version.number not in self.serves:
+                model = self.sm.describe_model(ModelName=desc["EndpointConfigName"])
+                artifact = model["PrimaryContainer"]["ModelDataUrl"]
+                self.serves[version.number] = start_serve(
+                    self.s3, artifact, self.work / f"serve-v{version.number}"
+                )
+        return self.serves[version.number].url
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
         for serve in self.serves.values():
             serve.stop()
 
 
-def push_image(ecr, commit: str) -> None:
+@contextmanager
+def as_role(env: dict[str, str]):
+    """Run a step with a role's credentials, as configure-aws-credentials exports them in a workflow."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def push_image(ecr, repository: str, commit: str) -> None:
     """What `docker push` of the commit's image leaves in ECR, as moto records it."""
     import hashlib
 
@@ -141,41 +128,63 @@ def push_image(ecr, commit: str) -> None:
             }
         ],
     }
-    ecr.put_image(repositoryName="scl-delay", imageManifest=json.dumps(manifest), imageTag=commit)
+    ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=commit)
 
 
-def open_pr(work: Path, data: str, number: int, commit: str, hps: list[str]) -> dict | None:
-    """What pr-train.yml does: training_job.py for the PR head commit's image; the PR comment."""
+def pr_args(account: dict, work: Path, number: int, commit: str, hps: list[str]) -> list[str]:
     out = work / f"pr-{number}"
-    args = [
-        *("--image-uri", f"{REPOSITORY}:{commit}", "--training-role-arn", TRAINING_ROLE),
-        *("--data", data, "--output-s3", f"s3://{BUCKET}/artifacts"),
+    return [
+        *("--image-uri", f"{account['EcrRepositoryUri']}:{commit}"),
+        *("--training-role-arn", account["TrainingExecutionRoleArn"]),
+        *("--data", account["TrainingDataS3Uri"], "--output-s3", account["TrainingS3Prefix"]),
         *("--hyperparameters", str(ROOT / "hyperparameters.json"), "--commit", commit),
         *("--pr-number", str(number), "--repo", "acme/scl-delay", "--poll-seconds", "0.5"),
         *("--result", str(out / "training_result.json"), "--report", str(out / "report.md")),
         *[part for hp in hps for part in ("--hp", hp)],
     ]
-    print(f"\n== PR {number} (commit {commit[:8]}): training_job.py {' '.join(hps)}")
-    if training_job_main(args):
-        return None
+
+
+def open_pr(account: dict, work: Path, number: int, commit: str, hps: list[str]) -> bool:
+    """What pr-train.yml does, as the PR role: training_job.py for the PR head commit's image; the comment."""
+    print(f"\n== PR {number} (commit {commit[:8]}), as the PR role: training_job.py {' '.join(hps)}")
+    with as_role(account["pr_env"]):
+        code = training_job_main(pr_args(account, work, number, commit, hps))
+    return code == 0 and show_comment(work, number)
+
+
+def show_comment(work: Path, number: int) -> bool:
+    out = work / f"pr-{number}"
     report = (out / "report.md").read_text()
     print(f"== PR {number}: the PR comment ({out / 'report.md'}), up to its hyperparameters:\n")
     print(report.split("### Hyperparameters changed")[0].rstrip())
-    return json.loads((out / "training_result.json").read_text())
+    return True
 
 
-def merge(work: Path, number: int, commit: str, merge_commit: str, author: str) -> tuple[int, dict]:
-    """What deploy.yml does on the merge: one deploy.py with its smoke test and rollback."""
+def deploy_args(account: dict, *extra: str) -> list[str]:
+    return [
+        *("--endpoint-name", ENDPOINT, "--deploy-s3", account["DeployS3Prefix"]),
+        *("--serving-role-arn", account["ServingExecutionRoleArn"]),
+        *("--apigw-role-arn", account["ApiGatewayInvokeRoleArn"]),
+        *("--wait-delay-seconds", "1", *extra),
+    ]
+
+
+def merge(
+    account: dict, work: Path, number: int, commit: str, merge_commit: str, author: str
+) -> tuple[int, dict]:
+    """What deploy.yml does on the merge, as the deploy role: one deploy.py with its smoke test and rollback."""
     out = work / f"merge-{number}.json"
-    print(f"\n== merge PR {number} (by {author}): deploy.py --commit {commit[:8]} --smoke-test")
-    code = deploy_main(
-        [
-            *("--commit", commit, "--merge-commit", merge_commit, "--merged-by", author),
-            *("--endpoint-name", ENDPOINT, "--deploy-s3", f"s3://{BUCKET}/deployed"),
-            *("--serving-role-arn", SERVING_ROLE, "--apigw-role-arn", APIGW_ROLE),
-            *("--smoke-test", "--smoke-attempts", "1", "--wait-delay-seconds", "1", "--out", str(out)),
-        ]
+    print(
+        f"\n== merge PR {number} (by {author}), as the deploy role: deploy.py --commit {commit[:8]} --smoke-test"
     )
+    with as_role(account["deploy_env"]):
+        code = deploy_main(
+            deploy_args(
+                account,
+                *("--commit", commit, "--merge-commit", merge_commit, "--merged-by", author),
+                *("--smoke-test", "--smoke-attempts", "1", "--out", str(out)),
+            )
+        )
     outcome = json.loads(out.read_text())
     print(
         f"== merge PR {number}: exit {code}; changed={outcome.get('changed')}, "
@@ -185,12 +194,77 @@ def merge(work: Path, number: int, commit: str, merge_commit: str, author: str) 
     return code, outcome
 
 
-def show_versions(sm, title: str) -> None:
-    from scl_delay.aws.clients import AwsClients
-    from scl_delay.aws.deploy import DeploySpec
+def call_gateway(url: str, body: dict, key: str | None) -> None:
+    """One call through the gateway URL (the stand-in prints it as ``gateway POST <url> -> <status> ...``)."""
+    headers = {"Content-Type": "application/json", **({"x-api-key": key} if key else {})}
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            r.read()
+    except urllib.error.HTTPError as e:
+        e.read()
 
-    rows = list_versions(AwsClients(REGION), DeploySpec(region=REGION, endpoint_name=ENDPOINT))
-    print(f"\n== {title}\n{format_versions(rows, ENDPOINT)}")
+
+def try_the_gateway(gw_standin: GatewayStandin, outcome: dict, key: str) -> None:
+    url = smoke_url(gw_standin, outcome)
+    call_gateway(url, {"instances": [SAMPLE_RECORD]}, key)
+    call_gateway(url, {**SAMPLE_RECORD, "TIPOVUELO": "X"}, key)
+    call_gateway(url, {"instances": [SAMPLE_RECORD]}, None)
+
+
+def smoke_url(gw_standin: GatewayStandin, outcome: dict) -> str:
+    return gw_standin.invoke_url(outcome["api_id"], outcome["stage"], "predict")
+
+
+def show_versions(account: dict, title: str) -> None:
+    """deploy.py --list, as the deploy role."""
+    print(f"\n== {title}: deploy.py --list")
+    with as_role(account["deploy_env"]):
+        deploy_main(["--endpoint-name", ENDPOINT, "--list"])
+
+
+def set_up_account(moto, work: Path) -> dict:
+    """The one-time account setup (infra/scl-delay.yaml) on moto, IAM enforced; data and images in place."""
+    admin = iam_enforcement.enforce(moto.url, REGION)
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.update(admin)
+    session = boto3.session.Session(region_name=REGION)
+    rendered = stack.render(
+        stack.TEMPLATE, {"GitHubOwner": "acme", "GitHubRepo": "scl-delay"}, ACCOUNT, REGION
+    )
+    account = dict(stack.apply(rendered, session))
+    data = account["TrainingDataS3Uri"].removeprefix("s3://").split("/", 1)
+    seed_dataset(session.client("s3"), data[0], key=f"{data[1].rstrip('/')}/flights.csv")
+    ecr = session.client("ecr")
+    repository = account["EcrRepositoryUri"].split("/", 1)[1]
+    for _, commit, *_ in PRS:
+        push_image(ecr, repository, commit)  # what CI's docker push leaves in ECR
+    account["pr_env"] = iam_enforcement.role_credentials(session, account["PrTrainingRoleArn"], "pr-train")
+    account["deploy_env"] = iam_enforcement.role_credentials(session, account["DeployRoleArn"], "deploy")
+    account["session"] = session
+    return account
+
+
+def elapsed() -> str:
+    """Wall time since the script started, with the CPU it used (children included) and the machine's load:
+    on a shared machine the wall time says as much about the neighbours as about the rehearsal."""
+    cpu = sum(
+        getattr(resource.getrusage(who), f)
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        for f in ("ru_utime", "ru_stime")
+    )
+    return f"{process_age_s():.1f} s wall, {cpu:.1f} s CPU, load average {os.getloadavg()[0]:.1f}"
+
+
+def process_age_s() -> float:
+    """Seconds since this process started (imports included: cfn-lint, which local_aws.stack uses, alone
+    takes seconds), from /proc; 0 where there is none."""
+    try:
+        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime_s = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return uptime_s - start_ticks / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:
@@ -200,7 +274,6 @@ def main() -> int:
         "--image", help="run `train` inside this local image (docker or podman) instead of a process"
     )
     args = parser.parse_args()
-    started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="scl-rehearsal-"))
     in_image = (
         {
@@ -211,46 +284,74 @@ def main() -> int:
         else {}
     )
     moto = start_moto_server(work / "jobs", work / "moto.log", extra_env=in_image)
-    gateway = None
+    routes = runtime = gw_standin = None
     try:
         os.environ.update(moto.client_env(REGION))
-        s3, sm, ecr = (boto3.client(s, region_name=REGION) for s in ("s3", "sagemaker", "ecr"))
-        data = seed_dataset(s3, BUCKET)
-        ecr.create_repository(repositoryName="scl-delay")
-        for _, commit, *_ in PRS:
-            push_image(ecr, commit)
-        gateway = Gateway(sm, s3, work)
-        os.environ[EXECUTE_API_ENDPOINT_ENV] = gateway.url
-        print(f"== moto at {moto.url}; data at {data}; gateway stand-in at {gateway.url}; work folder {work}")
+        account = set_up_account(moto, work)
+        session = account["session"]
+        routes = LiveRoutes(session.client("sagemaker"), session.client("s3"), work)
+        runtime = RuntimeStandin(routes=routes, region=REGION)
+        runtime.routes = routes  # resolved per call (RuntimeStandin copies what it is given)
+        runtime.start()
+        os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = runtime.url
+        gw_standin = GatewayStandin(session, runtime.url, log=print).start()
+        os.environ[EXECUTE_API_ENDPOINT_ENV] = gw_standin.url
+        print(
+            f"== moto at {moto.url} (IAM enforced, infra/scl-delay.yaml applied); gateway stand-in at "
+            f"{gw_standin.url}; work folder {work}"
+        )
 
-        expected = {1: 0, 2: 0, 3: 4}
-        for number, commit, merge_commit, author, hps in PRS:
-            if open_pr(work, data, number, commit, hps) is None:
-                return 1
-            show_versions(sm, f"registry after PR {number}'s training")
-            if number == 3:
-                gateway.crashing.add(3)
-                print("== PR 3's container will crash on every request (forced failure)")
-            code, _ = merge(work, number, commit, merge_commit, author)
-            if code != expected[number]:
-                print(f"== unexpected exit {code} (expected {expected[number]})")
-                return 1
-        live, _ = registry.live_version(sm, ENDPOINT)
+        apigateway = session.client("apigateway")
+        (n1, c1, m1, a1, h1), (n2, c2, m2, a2, h2), (n3, c3, m3, a3, h3) = PRS
+        if not open_pr(account, work, n1, c1, h1):
+            return 1
+        show_versions(account, "registry after PR 1's training")
+        code, outcome = merge(account, work, n1, c1, m1, a1)
+        if code != 0:
+            return 1
+        key = apigateway.get_api_key(apiKey=outcome["api_key_id"], includeValue=True)["value"]
+        print("== through the gateway URL after PR 1's merge (v1 live): a flight, a bad record, no API key")
+        try_the_gateway(gw_standin, outcome, key)
+
+        if not open_pr(account, work, n2, c2, h2):
+            return 1
+        show_versions(account, "registry after PR 2's training")
+        code, outcome = merge(account, work, n2, c2, m2, a2)
+        if code != 0:
+            return 1
+        print(
+            f"== through the gateway URL after PR 2's merge: the answer carries v{outcome['version']}'s model_version"
+        )
+        call_gateway(smoke_url(gw_standin, outcome), {"instances": [SAMPLE_RECORD]}, key)
+
+        if not open_pr(account, work, n3, c3, h3):
+            return 1
+        show_versions(account, "registry after PR 3's training")
+        v3 = json.loads((work / "pr-3" / "training_result.json").read_text())["model_package_version"]
+        routes.crashing.add(v3)
+        print(f"\n== PR 3's container (v{v3}) will crash on every request (forced failure)")
+        code, outcome = merge(account, work, n3, c3, m3, a3)
+        if code != 4:
+            print(f"== unexpected exit {code} (expected 4: smoke test failed, previous version redeployed)")
+            return 1
+        live, _ = registry.live_version(session.client("sagemaker"), ENDPOINT)
         print(f"\n== after the forced failure, live: {live.label() if live else 'nothing'}")
-        show_versions(sm, "registry at the end")
+        show_versions(account, "registry at the end")
         if args.keep:
             print(f"== running: AWS_ENDPOINT_URL={moto.url}; Ctrl-C to stop")
             try:
                 signal.pause()
             except KeyboardInterrupt:
                 pass
-        print("\n== deploy.py --teardown")
-        code = deploy_main(["--endpoint-name", ENDPOINT, "--teardown", "--wait-delay-seconds", "1"])
-        print(f"== rehearsal done in {time.monotonic() - started:.1f} s")
+        print("\n== deploy.py --teardown, as the deploy role")
+        with as_role(account["deploy_env"]):
+            code = deploy_main(["--endpoint-name", ENDPOINT, "--teardown", "--wait-delay-seconds", "1"])
+        print(f"== rehearsal done in {elapsed()}")
         return code
     finally:
-        if gateway is not None:
-            gateway.stop()
+        for part in (gw_standin, runtime, routes):
+            if part is not None:
+                part.stop()
         moto.stop()
 
 

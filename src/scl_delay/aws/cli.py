@@ -581,7 +581,7 @@ def deploy_main(
         if args.teardown:
             d.teardown(clients, spec, _out, purge_registry=args.purge_registry)
             return EXIT_OK
-        outcome: dict = {"endpoint_name": spec.endpoint_name, "changed": False}
+        outcome: dict = {"endpoint_name": spec.endpoint_name, "changed": False, "rolled_back": False}
         try:
             if args.rollback:
                 outcome.update(d.rollback(clients, spec, args.reason, _out), rolled_back=True)

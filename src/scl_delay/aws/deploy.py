@@ -207,6 +207,7 @@ def deploy(
     outcome.update(
         endpoint_name=spec.endpoint_name,
         model_package_group=spec.model_package_group,
+        log_group=names.endpoint_log_group(spec.endpoint_name),
         changed=False,
         actions=[],
         **_version_fields("previous_", live),
@@ -254,6 +255,7 @@ def deploy(
     except RollbackError as e:
         registry.set_status(sm, version, registry.REJECTED, f"deploy failed: {e}")
         outcome["failure_reason"] = e.failure_reason
+        say(f"the container's logs: CloudWatch log group {outcome['log_group']}")
         raise
     finally:
         outcome["changed"] = bool(actions)
@@ -339,16 +341,23 @@ def _smoke(clients, spec: DeploySpec, outcome: dict, say) -> None:
         raise SmokeTestError(f"smoke test through {result.url} failed: {result.reason}")
 
 
-def rollback(clients, spec: DeploySpec, reason: str, say: Callable[[str], None] = print) -> dict:
-    """Reject the version that is live (it failed: ``reason``) and redeploy the newest version still
-    Approved, without the gate (it was live before). InputError when there is none."""
+def rollback(
+    clients, spec: DeploySpec, reason: str, say: Callable[[str], None] = print, prefer: int | None = None
+) -> dict:
+    """Reject the version that is live (it failed: ``reason``) and redeploy the previous one: ``prefer`` (the
+    version live before this deploy) if it is still Approved, else the newest other Approved version. No
+    gate (it was live before). InputError when there is none."""
     sm = clients.sagemaker
     failed, _ = registry.live_version(sm, spec.endpoint_name)
     if failed is not None and failed.status != registry.REJECTED:
         registry.set_status(sm, failed, registry.REJECTED, f"rolled back: {reason}")
         say(f"marked {failed.label()} Rejected: {reason}")
-    candidates = [v for v in registry.versions(sm, spec.model_package_group, registry.APPROVED)]
-    target = next((v for v in candidates if failed is None or v.number != failed.number), None)
+    approved = [
+        v
+        for v in registry.versions(sm, spec.model_package_group, registry.APPROVED)
+        if failed is None or v.number != failed.number
+    ]
+    target = next((v for v in approved if v.number == prefer), approved[0] if approved else None)
     if target is None:
         raise InputError(f"no other Approved version in {spec.model_package_group} to roll back to")
     say(f"rolling back to {target.label()} (commit {target.commit})")
@@ -359,15 +368,22 @@ def rollback(clients, spec: DeploySpec, reason: str, say: Callable[[str], None] 
 
 
 def deploy_with_rollback(clients, spec: DeploySpec, say: Callable[[str], None], outcome: dict) -> dict:
-    """deploy(); when the smoke test fails after a change, roll back to the previous Approved version and
-    smoke-test that too. The SmokeTestError is raised again after the rollback, for the exit code."""
+    """deploy(); when the smoke test fails after a change, roll back to the version live before (or the
+    newest other Approved one) and smoke-test that too. The SmokeTestError is raised again afterwards, for
+    the exit code; ``rolled_back`` says whether the rollback worked, ``rollback_error`` why not."""
     try:
         return deploy(clients, spec, say, outcome)
     except SmokeTestError as e:
+        outcome["rolled_back"] = False
         if not outcome.get("changed"):
             raise
         say(f"{e}: rolling back")
-        back = rollback(clients, spec, str(e), say)
+        try:
+            back = rollback(clients, spec, str(e), say, prefer=outcome.get("previous_version"))
+        except (InputError, RefusedError, RollbackError, SmokeTestError, ProvenanceError) as failure:
+            outcome["rollback_error"] = str(failure)
+            say(f"rollback failed: {failure}")
+            raise e from None
         outcome["rollback"] = {
             k: back.get(k) for k in ("version", "version_arn", "changed", "smoke", "invoke_url")
         }

@@ -337,7 +337,7 @@ def register(
     """A versioned model package, PendingManualApproval, for a Completed job (issue 14 item 1)."""
     metrics_doc = json.loads(files.get("metrics.json", b"{}"))
     statistics = registry.statistics_document(metrics_doc)
-    statistics_uri = names.join_s3(spec.prefix, result["job_name"], "registry", "model-quality.json")
+    statistics_uri = names.join_s3(spec.prefix, "registry", result["job_name"], "model-quality.json")
     bucket, key = names.parse_s3_uri(statistics_uri)
     clients.s3.put_object(Bucket=bucket, Key=key, Body=statistics, ContentType="application/json")
     metadata_doc = json.loads(files.get("metadata.json", b"{}"))
