@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cfnlint.decode import decode_str
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infra" / "scl-delay.yaml"
@@ -38,11 +38,29 @@ class Rendered:
         return next(r for r in self.roles().values() if r["Properties"]["RoleName"].endswith(suffix))
 
 
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short forms (!Ref, !Sub, !GetAtt a.b, ...) as their long forms.
+
+    (cfn-lint's decoder does the same but takes seconds to import; cfn-lint itself runs in test_infra.)"""
+
+
+def _short_form(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict:
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _short_form)
+
+
 def load(path: Path = TEMPLATE) -> dict:
-    template, matches = decode_str(path.read_text())
-    if matches:
-        raise ValueError(f"{path} does not parse: {matches}")
-    return template
+    return yaml.load(path.read_text(), Loader=_CfnLoader)  # a SafeLoader subclass: safe
 
 
 def render(template: dict | Path, parameters: dict[str, str], account: str, region: str) -> Rendered:
