@@ -275,3 +275,38 @@ def test_the_ruleset_requires_the_checks_the_workflows_report_on_an_up_to_date_b
     assert {c["integration_id"] for c in checks["required_status_checks"]} == {15368}  # GitHub Actions
     reported = {job.get("name", job_id) for name in WORKFLOWS for job_id, job in _load(name)["jobs"].items()}
     assert contexts == {"training", "make test"} and contexts <= reported
+
+
+@pytest.mark.parametrize(
+    ("name", "job_id", "needle", "parser"),
+    [
+        ("pr-train.yml", "train", "training_job.py", "training_parser"),
+        ("deploy.yml", "deploy", "bin/python deploy.py", "deploy_parser"),
+        ("teardown.yml", "teardown", "deploy.py", "deploy_parser"),
+    ],
+)
+def test_every_flag_a_workflow_passes_is_one_the_script_accepts(name, job_id, needle, parser):
+    from scl_delay.aws import cli
+
+    known = {opt for action in getattr(cli, parser)()._actions for opt in action.option_strings}
+    run = _job_step(_load(name), job_id, needle)["run"]
+    passed = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]+)", run))
+    assert passed and passed <= known, f"{name}: unknown to {parser}: {sorted(passed - known)}"
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_every_github_loop_call_names_a_command_and_flags_it_accepts(name):
+    import argparse
+
+    from scl_delay.github_loop import parser
+
+    commands = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for job_id, _, step in _steps(_load(name)):
+        run = str(step.get("run", ""))
+        if "github_loop" not in run:
+            continue
+        named = [c for c in commands if re.search(rf"(?<![\w-]){c}(?![\w-])", run)]
+        assert len(named) == 1, f"{name}: job {job_id}: which github_loop command? {named}"
+        known = {opt for action in commands[named[0]]._actions for opt in action.option_strings}
+        passed = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]+)", run))
+        assert passed <= known, f"{name}: job {job_id}: {named[0]} does not accept {sorted(passed - known)}"
