@@ -6,8 +6,8 @@
           gateway URL; then a prediction, a bad record and a call without the API key through that URL
     PR 2  other hyperparameters, its report against live v1 -> v2 registered
     merge v2 Approved, blue/green update; an answer through the gateway now carries v2's model_version
-    PR 3  its container crashes on every request (forced) -> merge: v3 Approved and deployed, the smoke test
-          fails, v3 Rejected, v2 redeployed and live again (exit 4)
+    PR 3  opened while PR 2 merges; its container crashes on every request (forced) -> merge: v3 Approved
+          and deployed, the smoke test fails, v3 Rejected, v2 redeployed and live again (exit 4)
     the registry's versions, then deploy.py --teardown (the registry keeps its history)
 
     .venv/bin/python scripts/rehearse.py [--keep]
@@ -29,6 +29,7 @@ import json
 import os
 import resource
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -152,6 +153,34 @@ def open_pr(account: dict, work: Path, number: int, commit: str, hps: list[str])
     return code == 0 and show_comment(work, number)
 
 
+def open_pr_in_background(account: dict, work: Path, number: int, commit: str, hps: list[str]):
+    """The same for a PR opened while another merges: training_job.py in its own process (its own
+    credentials: the deploy step holds the deploy role's meanwhile), its output kept for later."""
+    print(
+        f"\n== PR {number} (commit {commit[:8]}) is opened meanwhile: training_job.py {' '.join(hps)} starts"
+    )
+    (work / f"pr-{number}").mkdir(parents=True, exist_ok=True)
+    log = (work / f"pr-{number}" / "training_job.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "training_job.py"), *pr_args(account, work, number, commit, hps)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **account["pr_env"]},
+        cwd=ROOT,
+    )
+    return process, log
+
+
+def finish_pr(work: Path, number: int, background) -> bool:
+    process, log = background
+    code = process.wait(timeout=300)
+    log.close()
+    lines = (work / f"pr-{number}" / "training_job.log").read_text().splitlines()
+    print(f"\n== PR {number}: training_job.py ended (exit {code}):")
+    print("\n".join(line for line in lines if not line.startswith("  |")))
+    return code == 0 and show_comment(work, number)
+
+
 def show_comment(work: Path, number: int) -> bool:
     out = work / f"pr-{number}"
     report = (out / "report.md").read_text()
@@ -246,8 +275,9 @@ def set_up_account(moto, work: Path) -> dict:
 
 
 def elapsed() -> str:
-    """Wall time since the script started, with the CPU it used (children included) and the machine's load:
-    on a shared machine the wall time says as much about the neighbours as about the rehearsal."""
+    """Wall time since the script started, with the CPU it and its reaped children (moto and the `train` runs
+    it started, the `serve`s) used, and the machine's load: on a shared machine the wall time says as much
+    about the neighbours as about the rehearsal."""
     cpu = sum(
         getattr(resource.getrusage(who), f)
         for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
@@ -316,6 +346,7 @@ def main() -> int:
         if not open_pr(account, work, n2, c2, h2):
             return 1
         show_versions(account, "registry after PR 2's training")
+        pr3 = open_pr_in_background(account, work, n3, c3, h3)
         code, outcome = merge(account, work, n2, c2, m2, a2)
         if code != 0:
             return 1
@@ -324,7 +355,7 @@ def main() -> int:
         )
         call_gateway(smoke_url(gw_standin, outcome), {"instances": [SAMPLE_RECORD]}, key)
 
-        if not open_pr(account, work, n3, c3, h3):
+        if not finish_pr(work, n3, pr3):
             return 1
         show_versions(account, "registry after PR 3's training")
         v3 = json.loads((work / "pr-3" / "training_result.json").read_text())["model_package_version"]
@@ -345,14 +376,13 @@ def main() -> int:
                 pass
         print("\n== deploy.py --teardown, as the deploy role")
         with as_role(account["deploy_env"]):
-            code = deploy_main(["--endpoint-name", ENDPOINT, "--teardown", "--wait-delay-seconds", "1"])
-        print(f"== rehearsal done in {elapsed()}")
-        return code
+            return deploy_main(["--endpoint-name", ENDPOINT, "--teardown", "--wait-delay-seconds", "1"])
     finally:
         for part in (gw_standin, runtime, routes):
             if part is not None:
                 part.stop()
         moto.stop()
+        print(f"== rehearsal done in {elapsed()}")  # after the stops: their CPU is counted once reaped
 
 
 if __name__ == "__main__":
