@@ -325,7 +325,10 @@ def plan_deploy(
 def training_conclusion(api: GitHubAPI, repo: str, sha: str) -> str | None:
     """ "success" when pr-train's training job succeeded for ``sha`` in any run (re-runs, ready-for-review),
     else the latest conclusion (failure, cancelled, ...; None while running or when it never ran)."""
-    answer = api.get(f"repos/{repo}/commits/{sha}/check-runs", check_name=TRAIN_CHECK, per_page=100)
+    # filter=all: the default ("latest") hides an earlier success behind a later re-run's cancellation
+    answer = api.get(
+        f"repos/{repo}/commits/{sha}/check-runs", check_name=TRAIN_CHECK, filter="all", per_page=100
+    )
     runs = answer.get("check_runs", [])
     if any(run.get("conclusion") == "success" for run in runs):
         return "success"

@@ -183,6 +183,7 @@ def test_a_pr_merged_without_a_successful_training_is_refused_before_anyone_appr
     assert f"`{loop.TRAIN_CHECK}`: {said}" in plan.message
     path, _ = next((p, h) for p, h in github.requests if "/check-runs" in p)
     assert f"check_name={loop.TRAIN_CHECK.replace(' ', '+').replace(',', '%2C')}" in path
+    assert "filter=all" in path, "the default filter (latest) would hide an earlier success"
 
 
 def test_a_merge_superseded_by_a_newer_model_change_is_skipped_and_says_by_what(github, api):
