@@ -91,6 +91,7 @@ def role_credentials(session, role_arn: str, session_name: str, seconds: int = 3
 
 def install() -> None:
     from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.core.exceptions import AccessDeniedError
     from moto.iam import access_control as ac
 
     if getattr(ac, "_scl_strict", False):
@@ -118,10 +119,18 @@ def install() -> None:
         for policy in self._access_key.collect_policies():
             result = ac.IAMPolicy(policy).is_action_permitted(self._action, resource, None, self._scl_context)
             if result == ac.PermissionResult.DENIED:
-                self._raise_access_denied()
+                deny(self, resource, "with an explicit deny")
             permitted = permitted or result == ac.PermissionResult.PERMITTED
         if not permitted:
-            self._raise_access_denied()
+            deny(self, resource, "because no identity-based policy allows it")
+
+    def deny(request, resource: str, why: str) -> None:
+        """AWS's message names the resource and the reason; moto's names neither."""
+        if isinstance(request, ac.S3IAMRequest):
+            request._raise_access_denied()
+        raise AccessDeniedError(
+            user_arn=request._access_key.arn, action=f"{request._action} on resource: {resource} {why}"
+        )
 
     def check_conditions(self, context) -> bool:
         return _conditions_hold(self._statement.get("Condition") or {}, context or {})
