@@ -16,16 +16,20 @@ What moto checks, and what this module changes:
   ``arn:aws:apigateway:<region>::<path>``. **Lenient**: ECR, CloudWatch Logs, CloudWatch, Application Auto
   Scaling and SNS keep ``*``, which then matches any statement's Resource.
 - Condition: moto evaluates only ``StringEquals`` on ``sts:ExternalId`` and passes every other condition.
-  Here the String operators (Equals, NotEquals, Like, NotLike, and their ...IfExists forms) are evaluated
-  for the keys a request carries: ``sagemaker:ModelApprovalStatus``, ``application-autoscaling:
-  service-namespace`` and ``s3:prefix``; an absent key fails a positive operator, as on AWS. **Lenient**:
-  every other key (``iam:PassedToService``, ``cloudwatch:namespace``, ``aws:SourceAccount``, tags) passes.
-- ``iam:PassRole`` is never checked (moto does not model the implicit check behind CreateTrainingJob,
-  CreateModel or PutIntegration). **Lenient.**
+  Here the String operators (Equals, NotEquals, Like, NotLike, and their ...IfExists forms) and ``Bool``
+  are evaluated for the keys a request carries: ``sagemaker:ModelApprovalStatus``,
+  ``sagemaker:NetworkIsolation`` (from ``EnableNetworkIsolation``), ``application-autoscaling:
+  service-namespace``, ``s3:prefix`` and, for the PassRole check, ``iam:PassedToService``; an absent key
+  fails a positive operator, as on AWS. **Lenient**: every other key (``cloudwatch:namespace``,
+  ``aws:SourceAccount``, ``aws:RequestTag``...) passes.
+- ``iam:PassRole``: moto never checks it. Here a request that hands a role to a service (SageMaker
+  ``RoleArn``/``ExecutionRoleArn``, API Gateway integration ``credentials``) also needs ``iam:PassRole`` on
+  that role with ``iam:PassedToService`` = the receiving service, as AWS checks it.
 - Trust policies are not evaluated here (moto's check fails on ``Service`` principals): an identity allowed
   ``sts:AssumeRole`` may assume any role. tests/aws/test_infra.py evaluates the OIDC trust conditions of the
   template itself. **Lenient.**
-- Explicit Deny wins over Allow (moto does this).
+- Explicit Deny wins over Allow (moto does this). A statement whose condition does not hold does not apply
+  (moto made it an explicit deny).
 """
 
 from __future__ import annotations
@@ -36,7 +40,19 @@ import urllib.parse
 import urllib.request
 
 ADMIN_USER = "scl-delay-local-admin"
-EVALUATED_KEYS = ("sagemaker:ModelApprovalStatus", "application-autoscaling:service-namespace", "s3:prefix")
+EVALUATED_KEYS = (
+    "sagemaker:ModelApprovalStatus",
+    "sagemaker:NetworkIsolation",
+    "application-autoscaling:service-namespace",
+    "s3:prefix",
+    "iam:PassedToService",
+)
+# request fields that hand a role to a service: (service, field) -> the service principal that receives it
+PASSED_ROLES = {
+    ("sagemaker", "RoleArn"): "sagemaker.amazonaws.com",
+    ("sagemaker", "ExecutionRoleArn"): "sagemaker.amazonaws.com",
+    ("apigateway", "credentials"): "apigateway.amazonaws.com",
+}
 # SageMaker request parameter -> resource type in the ARN, in the order that names the authorised resource
 SAGEMAKER_RESOURCES = (
     ("ModelPackageGroupName", "model-package-group"),
@@ -123,6 +139,24 @@ def install() -> None:
             permitted = permitted or result == ac.PermissionResult.PERMITTED
         if not permitted:
             deny(self, resource, "because no identity-based policy allows it")
+        for role_arn, service in _passed_roles(self._service, self._body):
+            check_pass_role(self, role_arn, service)
+
+    def check_pass_role(request, role_arn: str, service: str) -> None:
+        """The implicit iam:PassRole check AWS makes when a request hands a role to a service."""
+        action, context = "iam:PassRole", {"iam:PassedToService": service}
+        permitted = False
+        for policy in request._access_key.collect_policies():
+            result = ac.IAMPolicy(policy).is_action_permitted(action, role_arn, None, context)
+            if result == ac.PermissionResult.DENIED:
+                break
+            permitted = permitted or result == ac.PermissionResult.PERMITTED
+        else:
+            if permitted:
+                return
+        raise AccessDeniedError(
+            user_arn=request._access_key.arn, action=f"{action} on resource: {role_arn} (to {service})"
+        )
 
     def deny(request, resource: str, why: str) -> None:
         """AWS's message names the resource and the reason; moto's names neither."""
@@ -134,6 +168,26 @@ def install() -> None:
 
     def check_conditions(self, context) -> bool:
         return _conditions_hold(self._statement.get("Condition") or {}, context or {})
+
+    def statement_verdict(self, action, resource="*", principal=None, context=None):
+        """AWS: a statement applies when its action, resource and conditions all match; its Effect decides.
+        moto answers DENIED for an Allow statement whose condition fails, which turns a second, conditioned
+        Allow for the same action (two iam:PassRole statements, to two services) into an explicit deny."""
+        statement = self._statement
+        if "NotAction" in statement:
+            concerned = not self._check_element_matches("NotAction", action)
+        else:
+            concerned = self._check_element_matches("Action", action)
+        if not concerned or self.is_unknown_principal(statement.get("Principal")):
+            return ac.PermissionResult.NEUTRAL
+        if principal and not self._check_principal(principal):
+            return ac.PermissionResult.NEUTRAL
+        if not self._check_conditions(context):
+            return ac.PermissionResult.NEUTRAL
+        if statement.get("Resource") and not self._check_element_matches("Resource", resource):
+            return ac.PermissionResult.NEUTRAL
+        allow = statement["Effect"] == "Allow"
+        return ac.PermissionResult.PERMITTED if allow else ac.PermissionResult.DENIED
 
     original_match = ac.IAMPolicyStatement._check_element_matches
 
@@ -152,6 +206,7 @@ def install() -> None:
     ac.IAMRequestBase.__init__ = init
     ac.IAMRequestBase.check_action_permitted = check_action_permitted
     ac.IAMPolicyStatement._check_conditions = check_conditions
+    ac.IAMPolicyStatement.is_action_permitted = statement_verdict
     ac.IAMPolicyStatement._check_element_matches = check_element_matches
     ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = authorize
     ac._scl_strict = True
@@ -165,12 +220,24 @@ def _json_body(body) -> dict:
     return parsed if isinstance(parsed, dict) else {}
 
 
+def _passed_roles(service: str, body) -> list[tuple[str, str]]:
+    parsed = _json_body(body)
+    return [
+        (parsed[field], principal)
+        for (svc, field), principal in PASSED_ROLES.items()
+        if svc == service and isinstance(parsed.get(field), str) and parsed[field].startswith("arn:")
+    ]
+
+
 def _context(service: str, path: str, data, body) -> dict[str, str]:
     context: dict[str, str] = {}
     if service == "sagemaker":
-        status = _json_body(body).get("ModelApprovalStatus")
+        parsed = _json_body(body)
+        status = parsed.get("ModelApprovalStatus")
         if status:
             context["sagemaker:ModelApprovalStatus"] = status
+        if "EnableNetworkIsolation" in parsed:
+            context["sagemaker:NetworkIsolation"] = str(bool(parsed["EnableNetworkIsolation"])).lower()
     elif service == "application-autoscaling":
         namespace = _json_body(body).get("ServiceNamespace")
         if namespace:
@@ -224,6 +291,8 @@ def _conditions_hold(conditions: dict, context: dict[str, str]) -> bool:
                 match = actual in wanted
             elif base in ("StringLike", "StringNotLike"):
                 match = any(fnmatch.fnmatchcase(actual, w) for w in wanted)
+            elif base == "Bool":
+                match = actual.lower() in [str(w).lower() for w in wanted]
             else:
                 continue
             if match == negated:

@@ -7,9 +7,10 @@ Credentials: infra/scl-delay.yaml is applied to the session's moto server as its
 (local_aws.iam_enforcement.role_credentials), as configure-aws-credentials does with the OIDC token.
 
 More lenient than AWS (local_aws.iam_enforcement): trust policies are not evaluated (test_infra.py does
-that for the OIDC roles); iam:PassRole is not checked; only the condition keys
-sagemaker:ModelApprovalStatus, application-autoscaling:service-namespace and s3:prefix are evaluated;
-ECR, Logs, CloudWatch, Application Auto Scaling and SNS requests are not matched against Resource."""
+that for the OIDC roles); only the condition keys sagemaker:ModelApprovalStatus, sagemaker:NetworkIsolation,
+application-autoscaling:service-namespace, s3:prefix and (for the PassRole check) iam:PassedToService are
+evaluated; ECR, Logs, CloudWatch, Application Auto Scaling and SNS requests are not matched against
+Resource. moto answers AccessDenied as XML with HTTP 403 for every service (``is_access_denied``)."""
 
 from __future__ import annotations
 
@@ -244,3 +245,59 @@ def test_only_the_gateway_invoke_role_may_invoke_the_endpoint(infra):
             "Resource": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{ENDPOINT}",
         }
     ]
+
+
+def _denied_message(call, **kwargs) -> str:
+    with pytest.raises(ClientError) as e:
+        call(**kwargs)
+    assert is_access_denied(e.value), e.value
+    return str(e.value)
+
+
+def _training_job(role_arn: str, isolated: bool) -> dict:
+    return {
+        "TrainingJobName": f"scl-delay-pr7-{'i' if isolated else 'n'}-{role_arn.rsplit('-', 1)[-1]}",
+        "AlgorithmSpecification": {
+            "TrainingImage": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/scl-delay:x",
+            "TrainingInputMode": "File",
+        },
+        "RoleArn": role_arn,
+        "OutputDataConfig": {"S3OutputPath": "s3://scl-delay-123456789012-us-east-1/training/pr-7"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 60},
+        "EnableNetworkIsolation": isolated,
+    }
+
+
+def test_pr_jobs_run_network_isolated_and_as_the_training_role_only(infra):
+    """Issue 11 defect 6: pull-request code runs without network, and never as the serving role (which reads
+    what is deployed). moto checks neither the NetworkIsolation condition nor iam:PassRole by itself."""
+    pr = as_role(infra, "PrTrainingRoleArn").client("sagemaker")
+    said = _denied_message(pr.create_training_job, **_training_job(infra["TrainingExecutionRoleArn"], False))
+    assert "sagemaker:CreateTrainingJob" in said
+    said = _denied_message(pr.create_training_job, **_training_job(infra["ServingExecutionRoleArn"], True))
+    assert f"iam:PassRole on resource: {infra['ServingExecutionRoleArn']}" in said
+
+
+def test_deploy_creates_isolated_models_with_the_serving_role_only(infra):
+    deploy = as_role(infra, "DeployRoleArn").client("sagemaker")
+    container = {"Image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/scl-delay@sha256:" + "0" * 64}
+    model = {"ModelName": f"{ENDPOINT}-iam-test", "PrimaryContainer": container}
+    said = _denied_message(
+        deploy.create_model,
+        **model,
+        ExecutionRoleArn=infra["TrainingExecutionRoleArn"],
+        EnableNetworkIsolation=True,
+    )
+    assert f"iam:PassRole on resource: {infra['TrainingExecutionRoleArn']}" in said
+    said = _denied_message(
+        deploy.create_model,
+        **model,
+        ExecutionRoleArn=infra["ServingExecutionRoleArn"],
+        EnableNetworkIsolation=False,
+    )
+    assert "sagemaker:CreateModel" in said
+    deploy.create_model(
+        **model, ExecutionRoleArn=infra["ServingExecutionRoleArn"], EnableNetworkIsolation=True
+    )
+    deploy.delete_model(ModelName=model["ModelName"])
