@@ -25,7 +25,16 @@ from scl_delay.aws import registry
 from scl_delay.aws.cli import deploy_main
 from scl_delay.aws.deploy import DeploySpec
 
-from .aws_helpers import APIGW_ROLE_ARN, COMMIT, GROUP, REGION, SERVING_ROLE_ARN, WEAK_COMMIT, NoAws, unique
+from .aws_helpers import (
+    APIGW_ROLE_ARN,
+    COMMIT,
+    GROUP,
+    REGION,
+    SERVING_ROLE_ARN,
+    WEAK_COMMIT,
+    NoAws,
+    unique,
+)
 
 
 def clone_versions(sm, group: str) -> dict[str, registry.Version]:
@@ -421,3 +430,49 @@ BASE = [
 def test_deploy_input_errors_are_named_before_any_aws_call(args, message, capsys):
     assert deploy_main(args, env={"AWS_REGION": REGION}, clients_factory=NoAws()) == 2
     assert message in capsys.readouterr().err
+
+
+def test_an_image_tag_that_names_another_digest_is_refused():
+    """The trained commit's tag must still name the version's digest. With the template's ECR repository
+    (immutable tags) a tag cannot move; a stub plays a mutable registry where it did."""
+    from scl_delay.aws.provenance import ProvenanceError, check_image_for_commit
+
+    class _Ecr:
+        def describe_images(self, **kwargs):
+            assert kwargs["imageIds"] == [{"imageTag": COMMIT}] and kwargs["repositoryName"] == "scl-delay"
+            return {"imageDetails": [{"imageDigest": "sha256:" + "9" * 64}]}
+
+    version = registry.Version(
+        arn="arn:aws:sagemaker:us-east-1:1:model-package/g/1",
+        group="g",
+        number=1,
+        status="PendingManualApproval",
+        image=f"123456789012.dkr.ecr.us-east-1.amazonaws.com/scl-delay@sha256:{'1' * 64}",
+        image_digest=f"sha256:{'1' * 64}",
+        artifact="s3://b/m.tar.gz",
+    )
+    with pytest.raises(ProvenanceError, match=f"the image tagged {COMMIT} is sha256:9999"):
+        check_image_for_commit(_Ecr(), version, COMMIT)
+
+
+def test_the_gate_reads_metrics_json_of_the_checked_artifact_when_sagemaker_scraped_none():
+    """Defect 10: the fallback path (a metric missing from FinalMetricDataList) is reached and works."""
+    import io
+    import tarfile
+
+    from scl_delay.aws.provenance import gate_metrics
+    from scl_delay.aws.training_job import artifact_files
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        data = json.dumps({"test": {"pr_auc": 0.61, "recall": 0.7}}).encode()
+        info = tarfile.TarInfo("metrics.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    desc = {
+        "AlgorithmSpecification": {"MetricDefinitions": [{"Name": "test:recall", "Regex": "x"}]},
+        "FinalMetricDataList": [{"MetricName": "test:recall", "Value": 0.72}],
+    }
+    metrics = gate_metrics(desc, artifact_files(buffer.getvalue()))
+    assert metrics["test:pr_auc"] == 0.61  # from the artifact
+    assert metrics["test:recall"] == 0.72  # what SageMaker scraped wins

@@ -218,36 +218,10 @@ def deploy(
         f"deploying {version.label()} ({version.status}; commit {version.commit}, job {version.training_job})"
     )
     actions: list[str] = outcome["actions"]
-    try:
-        if version.status == registry.REJECTED and not spec.force:
-            raise RefusedError(
-                f"{version.label()} was rejected ({version.approval_description or 'no reason given'}); "
-                f"pass --force to deploy it anyway"
-            )
-        job = provenance.check_job(sm, version, spec.commit)
-        provenance.check_image_for_commit(clients.ecr, version, version.commit or spec.commit or "")
-        artifact, files, copied = provenance.copy_artifact(
-            clients.s3, version, spec.deploy_s3, spec.endpoint_name
-        )
-        if copied:
-            actions.append(f"copied the artifact (sha256 checked) to {artifact}")
-        verdict = gate(version, provenance.gate_metrics(job, files), live, live_metrics(sm, live), spec, say)
-    except (RefusedError, ProvenanceError) as e:
-        if version.status != registry.REJECTED:
-            registry.set_status(sm, version, registry.REJECTED, f"refused by deploy.py: {e}")
-            say(f"marked {version.label()} Rejected")
-        raise RefusedError(str(e)) if not isinstance(e, RefusedError) else e from None
-    outcome["gate"] = verdict
+    artifact, verdict = _check_and_gate(clients, spec, version, live, say)
+    outcome.update(gate=verdict, artifact=artifact)
     if version.status != registry.APPROVED:
-        merge = f"merge commit {spec.merge_commit}" if spec.merge_commit else f"commit {version.commit}"
-        by = f" by @{spec.merged_by}" if spec.merged_by else ""
-        version = registry.set_status(
-            sm,
-            version,
-            registry.APPROVED,
-            f"approved by deploy.py for {merge}{by}; gate: {verdict}",
-            **{registry.KEY_MERGE_COMMIT: spec.merge_commit, registry.KEY_MERGED_BY: spec.merged_by},
-        )
+        version = _approve(sm, spec, version, verdict)
         say(f"approved {version.label()}")
     outcome["status"] = version.status
     try:
@@ -269,7 +243,6 @@ def deploy(
         stage=spec.stage,
         endpoint_config=final["EndpointConfigName"],
         model_name=final["EndpointConfigName"],
-        artifact=artifact,
         changed=bool(actions),
     )
     for action in actions:
@@ -279,6 +252,44 @@ def deploy(
     if spec.smoke_test:
         _smoke(clients, spec, outcome, say)
     return outcome
+
+
+def _check_and_gate(clients, spec: DeploySpec, version, live, say) -> tuple[str, str]:
+    """Provenance, the deploy-only copy and the gate: (the copy's URI, the gate's verdict). A refusal marks
+    the version Rejected with the reason and raises RefusedError: nothing else has changed."""
+    sm = clients.sagemaker
+    try:
+        if version.status == registry.REJECTED and not spec.force:
+            raise RefusedError(
+                f"{version.label()} was rejected ({version.approval_description or 'no reason given'}); "
+                f"pass --force to deploy it anyway"
+            )
+        job = provenance.check_job(sm, version, spec.commit)
+        provenance.check_image_for_commit(clients.ecr, version, version.commit or spec.commit or "")
+        artifact, files, copied = provenance.copy_artifact(
+            clients.s3, version, spec.deploy_s3, spec.endpoint_name
+        )
+        if copied:
+            say(f"copied the artifact (sha256 checked) to {artifact}")
+        verdict = gate(version, provenance.gate_metrics(job, files), live, live_metrics(sm, live), spec, say)
+    except (RefusedError, ProvenanceError) as e:
+        if version.status != registry.REJECTED:
+            registry.set_status(sm, version, registry.REJECTED, f"refused by deploy.py: {e}")
+            say(f"marked {version.label()} Rejected")
+        raise (e if isinstance(e, RefusedError) else RefusedError(str(e))) from None
+    return artifact, verdict
+
+
+def _approve(sm, spec: DeploySpec, version: registry.Version, verdict: str) -> registry.Version:
+    merge = f"merge commit {spec.merge_commit}" if spec.merge_commit else f"commit {version.commit}"
+    by = f" by @{spec.merged_by}" if spec.merged_by else ""
+    return registry.set_status(
+        sm,
+        version,
+        registry.APPROVED,
+        f"approved by deploy.py for {merge}{by}; gate: {verdict}",
+        **{registry.KEY_MERGE_COMMIT: spec.merge_commit, registry.KEY_MERGED_BY: spec.merged_by},
+    )
 
 
 def _version_fields(prefix: str, version: registry.Version | None) -> dict:
