@@ -2,8 +2,8 @@
 runs training_job.py (the job itself runs as the training execution role), the deploy role runs deploy.py
 with the serving and gateway roles of the template. Any call the template does not allow fails the test.
 
-More lenient than AWS: what local_aws.iam_enforcement lists (iam:PassRole unchecked, several condition keys
-and the ECR/Logs/CloudWatch/Auto Scaling resources not evaluated, trust policies not evaluated)."""
+More lenient than AWS: what local_aws.iam_enforcement lists (several condition keys and the
+ECR/Logs/CloudWatch/Auto Scaling resources not evaluated, trust policies not evaluated)."""
 
 from __future__ import annotations
 
