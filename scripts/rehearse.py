@@ -54,11 +54,12 @@ from scl_delay.aws.smoke import EXECUTE_API_ENDPOINT_ENV
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT, REGION = "123456789012", "us-east-1"
 ENDPOINT = "scl-delay"
+ROWS = 2500  # synthetic flights: enough for PR 2 to beat PR 1's deliberately small model, and quick to fit
 # (PR, trained head commit, merge commit, author, hyperparameters)
 PRS = (
-    (1, "1" * 40, "a" * 40, "alice", ["num_round=40", "max_depth=2"]),
-    (2, "2" * 40, "b" * 40, "bob", ["num_round=120"]),
-    (3, "3" * 40, "c" * 40, "carol", ["num_round=120"]),
+    (1, "1" * 40, "a" * 40, "alice", ["num_round=5", "max_depth=1", "early_stopping_rounds=0"]),
+    (2, "2" * 40, "b" * 40, "bob", ["num_round=80"]),
+    (3, "3" * 40, "c" * 40, "carol", ["num_round=80"]),
 )
 
 
@@ -263,7 +264,7 @@ def set_up_account(moto, work: Path) -> dict:
     )
     account = dict(stack.apply(rendered, session))
     data = account["TrainingDataS3Uri"].removeprefix("s3://").split("/", 1)
-    seed_dataset(session.client("s3"), data[0], key=f"{data[1].rstrip('/')}/flights.csv")
+    seed_dataset(session.client("s3"), data[0], rows=ROWS, key=f"{data[1].rstrip('/')}/flights.csv")
     ecr = session.client("ecr")
     repository = account["EcrRepositoryUri"].split("/", 1)[1]
     for _, commit, *_ in PRS:
