@@ -301,3 +301,20 @@ def test_deploy_creates_isolated_models_with_the_serving_role_only(infra):
         **model, ExecutionRoleArn=infra["ServingExecutionRoleArn"], EnableNetworkIsolation=True
     )
     deploy.delete_model(ModelName=model["ModelName"])
+
+
+def test_list_models_filters_by_name_as_aws_does(infra):
+    """moto 5.2 ignores ListModels' NameContains (local_aws.moto_fixes restores it): unfiltered, the deploy
+    role was asked to ListTags other endpoints' models, which AWS would never have listed."""
+    admin = boto3.client("sagemaker", region_name=REGION)
+    container = {"Image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/scl-delay:x"}
+    role = infra["ServingExecutionRoleArn"]
+    names = ["other-team-model-x1", f"{ENDPOINT}-listed-x1"]
+    for name in names:
+        admin.create_model(ModelName=name, PrimaryContainer=container, ExecutionRoleArn=role)
+    try:
+        listed = [m["ModelName"] for m in admin.list_models(NameContains=f"{ENDPOINT}-listed")["Models"]]
+        assert listed == [names[1]]
+    finally:
+        for name in names:
+            admin.delete_model(ModelName=name)
