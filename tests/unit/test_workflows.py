@@ -310,3 +310,38 @@ def test_every_github_loop_call_names_a_command_and_flags_it_accepts(name):
         known = {opt for action in commands[named[0]]._actions for opt in action.option_strings}
         passed = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]+)", run))
         assert passed <= known, f"{name}: job {job_id}: {named[0]} does not accept {sorted(passed - known)}"
+
+
+def _trusted_subject_suffixes(role: str) -> set[str]:
+    """The `:...` endings of the OIDC subjects the template's trust policy for ``role`` names (both forms)."""
+    text = (ROOT / "infra" / "scl-delay.yaml").read_text(encoding="utf-8")
+    block = re.search(rf"(?ms)^  {role}:\n(.*?)^      Policies:", text)
+    assert block, f"no {role} in infra/scl-delay.yaml"
+    return set(re.findall(r'!Sub "repo:[^"]*?\}(:[a-z_:]+[a-z_])"', block.group(1)))
+
+
+@pytest.mark.parametrize(
+    ("name", "role", "suffix"),
+    [
+        ("pr-train.yml", "PrTrainingRole", ":pull_request"),
+        ("deploy.yml", "DeployRole", ":environment:production"),
+        ("teardown.yml", "DeployRole", ":environment:production"),
+    ],
+)
+def test_each_job_that_assumes_a_role_carries_the_subject_its_trust_policy_names(name, role, suffix):
+    """GitHub's `sub` is `...:pull_request` for a pull_request job without an environment, and
+    `...:environment:NAME` for a job in an environment; the template trusts exactly one per role."""
+    assert _trusted_subject_suffixes(role) == {suffix}
+    for job_id, job in _load(name)["jobs"].items():
+        uses = [str(s.get("uses", "")) for s in job.get("steps", [])]
+        if not any(u.startswith("aws-actions/configure-aws-credentials@") for u in uses):
+            continue
+        environment = job.get("environment")
+        environment = environment.get("name") if isinstance(environment, dict) else environment
+        if suffix == ":pull_request":
+            assert environment is None, f"{name}: job {job_id} in an environment would carry another sub"
+            assert "pull_request" in _load(name)["on"]
+        else:
+            assert f":environment:{environment}" == suffix, (
+                f"{name}: job {job_id}: environment {environment!r}"
+            )
