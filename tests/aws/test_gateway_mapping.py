@@ -117,6 +117,18 @@ def test_sagemaker_errors_map_to_json(stored, sagemaker_status, caller_status, c
     assert json.loads(out)["error"]["code"] == code
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b'{"__type": "ThrottlingException", "message": "Rate exceeded"}', b'{"message": "Rate exceeded"}'],
+)
+def test_runtime_throttling_answered_as_400_is_429(stored, body):
+    """AWS's common ThrottlingException is HTTP 400 (botocore's InvokeEndpoint model lists only
+    ModelNotReadyException as 429): the 4xx template tells it from a ValidationError by the error body.
+    The exact body of a throttled InvokeEndpoint is not verified on an account."""
+    status, out = answer(stored, 400, body)
+    assert status == 429 and json.loads(out)["error"]["code"] == "throttled"
+
+
 def test_success_passes_the_body_and_its_content_type_through(stored):
     status, out = answer(stored, 200, b"0.42\n")
     assert (status, out) == (200, b"0.42\n")

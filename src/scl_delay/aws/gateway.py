@@ -41,6 +41,15 @@ ACCESS_LOG_FORMAT = (
     '"integrationStatus":"$context.integration.status","latencyMs":"$context.responseLatency",'
     '"apiKeyId":"$context.identity.apiKeyId","error":"$context.error.message"}'
 )
+SAGEMAKER_4XX_TEMPLATE = (
+    "#set($error = \"$!input.path('$.__type') $!input.path('$.message') $!input.path('$.Message')\")\n"
+    "#if($error.contains('Throttl') || $error.contains('Rate exceeded'))"
+    "#set($context.responseOverride.status = 429)"
+    + JSON_ERROR % ("throttled", "too many requests: retry with backoff")
+    + "#else"
+    + JSON_ERROR % ("gateway_error", "the model endpoint rejected the call")
+    + "#end"
+)
 CONTENT_TYPE = "method.response.header.Content-Type"
 JSON_CONTENT_TYPE = {CONTENT_TYPE: "'application/json'"}
 
@@ -66,11 +75,13 @@ INTEGRATION_RESPONSES = (
         {"application/json": JSON_ERROR % ("throttled", "too many requests: retry with backoff")},
         JSON_CONTENT_TYPE,
     ),
-    # any other 4xx from SageMaker (endpoint missing, access denied) is our configuration, not the caller's
+    # any other 4xx from SageMaker (endpoint missing, access denied) is our configuration, not the caller's;
+    # but runtime throttling is AWS's common ThrottlingException, HTTP 400 like ValidationError: told apart
+    # by the error body (the pattern only sees the status)
     IntegrationResponse(
         "500",
         "40\\d|41\\d|42[0-35-8]|4[3-9]\\d",
-        {"application/json": JSON_ERROR % ("gateway_error", "the model endpoint rejected the call")},
+        {"application/json": SAGEMAKER_4XX_TEMPLATE},
         JSON_CONTENT_TYPE,
     ),
     IntegrationResponse(
