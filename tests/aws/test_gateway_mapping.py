@@ -192,3 +192,28 @@ def test_stage_logs_errors_and_metrics_and_writes_the_access_log(stored):
     fields = json.loads(access["format"])
     assert {"requestId", "status", "integrationStatus", "latencyMs"} <= set(fields)
     assert stored["second_run_actions"] == [], "a second run with the same inputs changes nothing"
+
+
+@pytest.mark.parametrize(
+    ("region", "uri", "url"),
+    [
+        (
+            "us-east-1",
+            "arn:aws:apigateway:us-east-1:",
+            "https://a1.execute-api.us-east-1.amazonaws.com/prod/predict",
+        ),
+        (
+            "cn-north-1",
+            "arn:aws-cn:apigateway:cn-north-1:",
+            "https://a1.execute-api.cn-north-1.amazonaws.com.cn/prod/predict",
+        ),
+        (
+            "us-gov-west-1",
+            "arn:aws-us-gov:apigateway:us-gov-west-1:",
+            "https://a1.execute-api.us-gov-west-1.amazonaws.com/prod/predict",
+        ),
+    ],
+)
+def test_integration_uri_and_invoke_url_follow_the_partition(region, uri, url):
+    assert gateway.integration_uri(region, "ep") == f"{uri}runtime.sagemaker:path/endpoints/ep/invocations"
+    assert gateway.invoke_url("a1", region, "prod") == url

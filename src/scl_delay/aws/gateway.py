@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from ..errors import InputError
-from . import ownership
+from . import names, ownership
 
 if TYPE_CHECKING:
     from .deploy import DeploySpec
@@ -68,7 +68,7 @@ INTEGRATION_RESPONSES = (
     # the answer's own Content-Type (CSV or JSON) passes through
     IntegrationResponse("200", None, None, {CONTENT_TYPE: "integration.response.header.Content-Type"}),
     IntegrationResponse("400", "424", {"application/json": MODEL_ERROR_TEMPLATE}, JSON_CONTENT_TYPE),
-    # SageMaker throttling (ThrottlingException / ModelNotReadyException answer 429)
+    # SageMaker's ModelNotReadyException is 429
     IntegrationResponse(
         "429",
         "429",
@@ -94,11 +94,11 @@ INTEGRATION_RESPONSES = (
 
 
 def integration_uri(region: str, endpoint: str) -> str:
-    return f"arn:aws:apigateway:{region}:runtime.sagemaker:path/endpoints/{endpoint}/invocations"
+    return f"arn:{names.partition(region)}:apigateway:{region}:runtime.sagemaker:path/endpoints/{endpoint}/invocations"
 
 
 def invoke_url(api_id: str, region: str, stage: str) -> str:
-    return f"https://{api_id}.execute-api.{region}.amazonaws.com/{stage}/{PREDICT_PATH}"
+    return f"https://{api_id}.execute-api.{region}.{names.dns_suffix(region)}/{stage}/{PREDICT_PATH}"
 
 
 def _paged(call, key: str, **kwargs) -> list[dict]:
