@@ -246,23 +246,31 @@ def describe(sm, arn: str) -> Version:
     return Version.from_description(sm.describe_model_package(ModelPackageName=arn))
 
 
-def versions(sm, group: str, status: str | None = None) -> list[Version]:
-    """Every version in the group (optionally of one approval status), newest first."""
+def _summaries(sm, group: str, status: str | None = None) -> list[dict]:
     if ownership.describe_or_none(sm.describe_model_package_group, ModelPackageGroupName=group) is None:
         return []
     kwargs = {"ModelPackageGroupName": group, "SortBy": "CreationTime", "SortOrder": "Descending"}
     if status:
         kwargs["ModelApprovalStatus"] = status
-    summaries = ownership.paged(sm.list_model_packages, "ModelPackageSummaryList", **kwargs)
-    found = [describe(sm, s["ModelPackageArn"]) for s in summaries]
+    return ownership.paged(sm.list_model_packages, "ModelPackageSummaryList", **kwargs)
+
+
+def versions(sm, group: str, status: str | None = None) -> list[Version]:
+    """Every version in the group (optionally of one approval status), newest first."""
+    found = [describe(sm, s["ModelPackageArn"]) for s in _summaries(sm, group, status)]
     return sorted(found, key=lambda v: v.number, reverse=True)
 
 
 def for_commit(sm, group: str, commit: str) -> Version | None:
-    """The newest version registered for ``commit`` (a full SHA, or a prefix of at least 7 characters)."""
+    """The newest version registered for ``commit`` (a full SHA, or a prefix of at least 7 characters);
+    described newest first, so a long history costs one call per version newer than the match."""
     if len(commit) < 7:
         return None
-    for version in versions(sm, group):
+    summaries = sorted(
+        _summaries(sm, group), key=lambda s: int(s.get("ModelPackageVersion") or 0), reverse=True
+    )
+    for summary in summaries:
+        version = describe(sm, summary["ModelPackageArn"])
         if (version.commit or "").startswith(commit.lower()):
             return version
     return None
