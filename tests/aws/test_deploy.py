@@ -476,3 +476,17 @@ def test_the_gate_reads_metrics_json_of_the_checked_artifact_when_sagemaker_scra
     metrics = gate_metrics(desc, artifact_files(buffer.getvalue()))
     assert metrics["test:pr_auc"] == 0.61  # from the artifact
     assert metrics["test:recall"] == 0.72  # what SageMaker scraped wins
+
+
+def test_data_capture_and_two_instances_for_availability_zones(target, sm):
+    """As moto records the endpoint config (it keeps DataCaptureConfig as sent)."""
+    args = deploy_args(target, "--commit", COMMIT, "--data-capture-percent", "25", "--instance-count", "2")
+    args[args.index("--min-capacity") + 1] = "2"
+    assert deploy_main(args) == 0
+    config = sm.describe_endpoint_config(
+        EndpointConfigName=sm.describe_endpoint(EndpointName=target["endpoint"])["EndpointConfigName"]
+    )
+    assert config["ProductionVariants"][0]["InitialInstanceCount"] == 2
+    capture = config["DataCaptureConfig"]
+    assert capture["EnableCapture"] is True and capture["InitialSamplingPercentage"] == 25
+    assert capture["DestinationS3Uri"] == f"{target['deploy_s3']}/{target['endpoint']}/data-capture"
