@@ -256,8 +256,8 @@ def _create(resource: dict, session) -> None:
         logs = session.client("logs")
         if not logs.describe_log_groups(logGroupNamePrefix=props["LogGroupName"])["logGroups"]:
             logs.create_log_group(logGroupName=props["LogGroupName"])
-    # AWS::IAM::Role: apply() creates roles last; S3 bucket policy, SNS subscription and API Gateway's
-    # account setting have no effect on what moto authorises and are left out.
+    # AWS::IAM::Role: apply() creates roles last; the S3 bucket policy, the SNS topic policy and
+    # subscription and API Gateway's account setting have no effect on what moto authorises: left out.
 
 
 def _create_role(iam, props: dict) -> None:

@@ -103,7 +103,7 @@ def _documents(resource: dict) -> list[dict]:
         # trust policies have no Resource, which parliament (an identity-policy linter) calls MALFORMED;
         # they are checked by trust_admits below instead
         return [p["PolicyDocument"] for p in props.get("Policies", [])]
-    if resource["Type"] == "AWS::S3::BucketPolicy":
+    if resource["Type"] in ("AWS::S3::BucketPolicy", "AWS::SNS::TopicPolicy"):
         return [props["PolicyDocument"]]
     return []
 
