@@ -288,8 +288,7 @@ def elapsed() -> str:
 
 
 def process_age_s() -> float:
-    """Seconds since this process started (imports included: cfn-lint, which local_aws.stack uses, alone
-    takes seconds), from /proc; 0 where there is none."""
+    """Seconds since this process started, its imports included, from /proc; 0 where there is none."""
     try:
         start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
         uptime_s = float(Path("/proc/uptime").read_text().split()[0])

@@ -253,6 +253,17 @@ def test_flags_fall_back_to_environment_variables(tmp_path, capsys):
     )  # spec defaults
 
 
+def test_an_empty_flag_takes_the_specs_default(tmp_path):
+    """``--instance-type "$UNSET"`` in a workflow gives an empty string: the spec's default applies."""
+    from scl_delay.aws import cli
+
+    args = ["--image-uri", IMAGE, "--training-role-arn", ROLE_ARN, "--data", "s3://b-ok/d/"]
+    args += ["--output-s3", "s3://b-ok/out", "--instance-type", "", "--max-runtime-minutes", ""]
+    args += ["--hyperparameters", str(cli.Path(__file__).parents[2] / "hyperparameters.json")]
+    spec, _ = cli.training_spec_from_args(args, {"AWS_REGION": REGION})
+    assert (spec.instance_type, spec.max_runtime_s) == ("ml.m5.large", 3600)
+
+
 def test_spot_training_request_has_checkpoints_under_the_pr_prefix_and_a_max_wait():
     """Pure request check: moto's DescribeTrainingJob does not echo the spot fields."""
     from scl_delay.aws.training_job import TrainingJobSpec, create_request

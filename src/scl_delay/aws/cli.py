@@ -228,8 +228,9 @@ def _defaults(spec_class) -> dict:
 
 
 def _given(**values) -> dict:
-    """Only the values the caller gave: what is left out takes the spec dataclass's default."""
-    return {k: v for k, v in values.items() if v is not None}
+    """Only the values the caller gave: what is left out takes the spec dataclass's default. An empty string
+    (``--instance-type "$UNSET_VARIABLE"``) counts as not given."""
+    return {k: v for k, v in values.items() if v is not None and v != ""}
 
 
 def _load_hyperparameters(path: Path, overrides: list[str]) -> dict[str, str]:
