@@ -44,12 +44,12 @@ from local_aws import iam_enforcement, stack
 from local_aws.gateway_standin import GatewayStandin
 from local_aws.moto_server import start_moto_server
 from local_aws.process import free_port
-from local_aws.rehearsal import SAMPLE_RECORD, seed_dataset, start_serve
+from local_aws.rehearsal import seed_dataset, start_serve
 from local_aws.runtime_standin import RuntimeStandin
 from local_aws.training_backend import TRAIN_COMMAND_ENV
 from scl_delay.aws import registry
 from scl_delay.aws.cli import deploy_main, training_job_main
-from scl_delay.aws.smoke import EXECUTE_API_ENDPOINT_ENV
+from scl_delay.aws.smoke import EXECUTE_API_ENDPOINT_ENV, SAMPLE_RECORD
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT, REGION = "123456789012", "us-east-1"
