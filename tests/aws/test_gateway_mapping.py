@@ -149,7 +149,8 @@ def test_success_passes_the_body_and_its_content_type_through(stored):
 
 def test_runtime_standin_reports_a_timed_out_container_as_sagemaker_does():
     """No HTTP answer within the timeout: 424 ModelError with OriginalStatusCode 0 (SageMaker's
-    "Received server error (0) ... timed out"). The stand-in's timeout is 1 s here, SageMaker's 60 s."""
+    "Received server error (0) ... timed out"). The stand-in's timeout is 1 s here (only the silent
+    container goes through it), SageMaker's 60 s."""
 
     class Slow(BaseHTTPRequestHandler):
         def log_message(self, *args):

@@ -4,7 +4,7 @@ SageMaker runtime stand-in, in front of a small container double that answers li
 (CSV or JSON 200, JSON 4xx, 500, or no answer in time).
 
 Where the stand-ins are more lenient than AWS is listed in local_aws.gateway_standin and
-local_aws.runtime_standin (no SigV4 between them, integration timeout = the runtime stand-in's, 1 s here)."""
+local_aws.runtime_standin (no SigV4 between them, integration timeout = the runtime stand-in's, 3 s here)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ class Container(BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
         if body == "slow":
-            time.sleep(3)
+            time.sleep(8)
             return
         status, ctype, out = {
             "ok": (200, "text/csv", "0.42\n"),
@@ -60,7 +60,7 @@ def served(infra):
     container = ThreadingHTTPServer(("127.0.0.1", 0), Container)
     container.daemon_threads = True
     threading.Thread(target=container.serve_forever, daemon=True).start()
-    runtime = RuntimeStandin(default=f"http://127.0.0.1:{container.server_address[1]}", timeout_s=1).start()
+    runtime = RuntimeStandin(default=f"http://127.0.0.1:{container.server_address[1]}", timeout_s=3).start()
     lines: list[str] = []
     standin = GatewayStandin(boto3.session.Session(region_name=REGION), runtime.url, log=lines.append).start()
     deploy_gw = as_role(infra, "DeployRoleArn").client("apigateway")
