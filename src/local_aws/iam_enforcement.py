@@ -13,8 +13,10 @@ What moto checks, and what this module changes:
   against ``*``, which a statement scoped to an ARN never matches. Here SageMaker requests get the ARN of
   the resource they name (training job, model, endpoint config, endpoint, model package group or package,
   ``ResourceArn``; names lower-cased, as SageMaker writes them in ARNs) and API Gateway requests
-  ``arn:aws:apigateway:<region>::<path>``. **Lenient**: ECR, CloudWatch Logs, CloudWatch, Application Auto
-  Scaling and SNS keep ``*``, which then matches any statement's Resource.
+  ``arn:aws:apigateway:<region>::<path>``, ECR requests their repository's ARN, CloudWatch Logs requests
+  ``log-group:<name>:log-stream:<stream>`` or, without a stream, ``log-group:<name>:*``. **Lenient**:
+  CloudWatch, Application Auto Scaling, SNS and the name-less calls (ECR login, List*) keep ``*``, which then
+  matches any statement's Resource.
 - Condition: moto evaluates only ``StringEquals`` on ``sts:ExternalId`` and passes every other condition.
   Here the String operators (Equals, NotEquals, Like, NotLike, and their ...IfExists forms) and ``Bool``
   are evaluated for the keys a request carries: ``sagemaker:ModelApprovalStatus``,
@@ -270,6 +272,17 @@ def _resource(response) -> str:
         for key, kind in SAGEMAKER_RESOURCES:
             if body.get(key):
                 return f"arn:{partition}:sagemaker:{region}:{account}:{kind}/{body[key].lower()}"
+    if module.startswith("moto.ecr."):
+        name = _json_body(response.body).get("repositoryName")
+        if name:
+            return f"arn:{partition}:ecr:{region}:{response.current_account}:repository/{name}"
+    if module.startswith("moto.logs."):
+        body = _json_body(response.body)
+        group, stream = body.get("logGroupName"), body.get("logStreamName")
+        if group:
+            base = f"arn:{partition}:logs:{region}:{response.current_account}:log-group:{group}"
+            # a call on a stream is authorised on the stream's ARN, one on the group on "<group ARN>:*"
+            return f"{base}:log-stream:{stream}" if stream else f"{base}:*"
     return "*"
 
 

@@ -318,3 +318,18 @@ def test_list_models_filters_by_name_as_aws_does(infra):
     finally:
         for name in names:
             admin.delete_model(ModelName=name)
+
+
+def test_logs_and_ecr_are_scoped_to_the_jobs_log_and_the_projects_repository(infra):
+    """Issue 11 item 11: DescribeLogStreams is granted on the log group's ARN with ":*", GetLogEvents on the
+    project's streams; image reads on the project's repository only."""
+    pr = as_role(infra, "PrTrainingRoleArn")
+    logs = pr.client("logs")
+    group = "/aws/sagemaker/TrainingJobs"
+    assert allowed(logs.describe_log_streams, logGroupName=group, logStreamNamePrefix="scl-delay-pr7")
+    assert denied(logs.describe_log_streams, logGroupName="/aws/sagemaker/Endpoints/scl-delay")
+    assert allowed(logs.get_log_events, logGroupName=group, logStreamName="scl-delay-pr7-x/algo-1-1")
+    assert denied(logs.get_log_events, logGroupName=group, logStreamName="another-team-job/algo-1-1")
+    ecr = as_role(infra, "DeployRoleArn").client("ecr")
+    assert allowed(ecr.describe_images, repositoryName="scl-delay")
+    assert denied(ecr.describe_images, repositoryName="another-team-images")
