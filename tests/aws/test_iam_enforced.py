@@ -9,8 +9,8 @@ Credentials: infra/scl-delay.yaml is applied to the session's moto server as its
 More lenient than AWS (local_aws.iam_enforcement): trust policies are not evaluated (test_infra.py does
 that for the OIDC roles); only the condition keys sagemaker:ModelApprovalStatus, sagemaker:NetworkIsolation,
 application-autoscaling:service-namespace, s3:prefix and (for the PassRole check) iam:PassedToService are
-evaluated; ECR, Logs, CloudWatch, Application Auto Scaling and SNS requests are not matched against
-Resource. moto answers AccessDenied as XML with HTTP 403 for every service (``is_access_denied``)."""
+evaluated; CloudWatch, Application Auto Scaling and SNS requests (and name-less calls) are not matched
+against Resource. moto answers AccessDenied as XML with HTTP 403 for every service (``is_access_denied``)."""
 
 from __future__ import annotations
 
