@@ -10,6 +10,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 API_VERSION = "2022-11-28"
 
@@ -37,7 +38,8 @@ class GitHubAPI:
             token=env.get("GITHUB_TOKEN") or env.get("GH_TOKEN") or None,
         )
 
-    def get(self, path: str, **query) -> object:
+    def get(self, path: str, **query) -> Any:
+        """The decoded JSON answer (a dict or a list, as the endpoint returns)."""
         url = f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
         if query:
             url += "?" + urllib.parse.urlencode(query)
