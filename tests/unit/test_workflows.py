@@ -345,3 +345,17 @@ def test_each_job_that_assumes_a_role_carries_the_subject_its_trust_policy_names
             assert f":environment:{environment}" == suffix, (
                 f"{name}: job {job_id}: environment {environment!r}"
             )
+
+
+def test_the_readme_setup_sets_every_variable_the_workflows_read():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    set_there = set(re.findall(r"^gh variable set ([A-Z][A-Z0-9_]+) ", readme, re.MULTILINE))
+    read = {
+        v
+        for name in WORKFLOWS
+        for v in re.findall(r"vars\.([A-Z][A-Z0-9_]+)", (WORKFLOW_DIR / name).read_text())
+    }
+    optional = {"TRAINING_INSTANCE_TYPE", "SCL_ENDPOINT_NAME"}  # each has a default where it is read
+    assert read - optional <= set_there, f"README's setup misses {sorted(read - optional - set_there)}"
+    assert set_there <= read, f"README's setup sets variables no workflow reads: {sorted(set_there - read)}"
+    assert 'gh api --method POST "repos/{owner}/{repo}/rulesets" --input .github/rulesets/main.json' in readme
