@@ -132,6 +132,8 @@ def sample_pr_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], points: i
     sampled = {}
     for name, (recall, precision) in curves.items():
         recall, precision = np.asarray(recall, dtype=float), np.asarray(precision, dtype=float)
+        found = recall > 0  # a point that finds no delayed flight has no precision (scikit-learn says 1)
+        recall, precision = recall[found], precision[found]
         sampled[name] = [
             round(float(precision[recall >= level - 1e-12].max(initial=0.0)), 4) for level in levels
         ]

@@ -12,7 +12,6 @@ import re
 import numpy as np
 import pytest
 
-from scl_delay.model import precision_recall_curve
 from scl_delay.report import (
     PR_CURVE_POINTS,
     confusion_matrix_table,
@@ -32,16 +31,22 @@ MERMAID_LINE = [
 DATA_LINE = re.compile(rf"^    line \[({NUMBER}, )*{NUMBER}\]$")
 
 
-def _curves(seed: int = 3, rows: int = 2000):
+def _pr_points(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(recall, precision) of ``p >= t`` for every distinct score t, plus scikit-learn's closing point
+    (recall 0, precision 1), as the training's PR curve carries it."""
+    thresholds = np.unique(p)
+    recall = np.array([((p >= t) & (y == 1)).sum() / y.sum() for t in thresholds])
+    precision = np.array([((p >= t) & (y == 1)).sum() / (p >= t).sum() for t in thresholds])
+    return np.r_[recall, 0.0], np.r_[precision, 1.0]
+
+
+def _curves(seed: int = 3, rows: int = 1500):
     rng = np.random.default_rng(seed)
     y = (rng.random(rows) < 0.2).astype(int)
-    good = np.clip(0.35 * y + rng.random(rows) * 0.7, 0, 1)
-    weak = np.clip(0.1 * y + rng.random(rows) * 0.9, 0, 1)
-    out = {}
-    for name, p in (("model", good), ("logistic regression", weak)):
-        precision, recall, _ = precision_recall_curve(y, p)
-        out[name] = (recall, precision)
-    return y, {"model": good, "logistic regression": weak}, out
+    good = np.round(np.clip(0.35 * y + rng.random(rows) * 0.7, 0, 1), 3)
+    weak = np.round(np.clip(0.1 * y + rng.random(rows) * 0.9, 0, 1), 3)
+    scores = {"model": good, "logistic regression": weak}
+    return y, scores, {name: _pr_points(y, p) for name, p in scores.items()}
 
 
 def test_sampled_precision_is_the_best_precision_at_that_recall_or_more():
