@@ -5,7 +5,8 @@ which training jobs a cancelled run leaves behind. The YAML only wires steps to
 ``aws/deploy.py`` ``deploy_with_rollback``, only after it changed the endpoint.)
 
 Talks to GitHub's REST API through ``github_api`` (standard library; ``$GITHUB_API_URL``, ``$GITHUB_TOKEN``);
-no boto3 here: the cancellation clean-up's AWS call lives in ``aws/stop_jobs.py`` and is imported only by its command.
+no boto3 here: the cancellation clean-up's AWS call lives in ``aws/stop_jobs.py``, imported only by its
+command.
 What each GitHub fact rests on is in docs/verified-github.md.
 """
 
@@ -272,7 +273,8 @@ def plan_deploy(
         return DeployPlan(
             "refuse",
             merge_commit,
-            f"PR #{number} was trained on `{trained}`, but the merged tree `{merge_commit}` differs from it in "
+            f"PR #{number} was trained on `{trained}`, but the merged tree `{merge_commit}` differs from it "
+            "in "
             + ", ".join(f"`{p}`" for p in differences)
             + ": the model trained is not the model of what is on "
             f"`{branch}`, so nothing is deployed. This happens when a PR is merged without being up to date "
@@ -290,7 +292,8 @@ def plan_deploy(
             "refuse",
             merge_commit,
             f"PR #{number} was merged, but its head `{trained}` has no successful training (check "
-            f"`{TRAIN_CHECK}`: {trained_check or 'never ran'}): there is no model to deploy. This happens when "
+            f"`{TRAIN_CHECK}`: {trained_check or 'never ran'}): there is no model to deploy. This happens "
+            "when "
             "a PR is merged before its training finished, after it failed, or past the required `training` "
             "check. Nothing is deployed; ship the change through a PR whose training succeeds.",
             trained,

@@ -12,7 +12,7 @@ from .aws_helpers import REGION, unique
 
 @pytest.fixture(scope="module")
 def pr_role_env(infra) -> dict[str, str]:
-    """The AWS_* variables configure-aws-credentials leaves for pr-train's later steps: the PR training role."""
+    """The AWS_* variables configure-aws-credentials leaves for pr-train's later steps: the PR role's."""
     from local_aws import iam_enforcement
 
     session = boto3.session.Session(region_name=REGION)

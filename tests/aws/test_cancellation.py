@@ -158,7 +158,7 @@ def test_without_exec_the_job_outlives_the_launcher_and_the_clean_up_step_stops_
             os.killpg(step.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    # The clean-up step runs with the PR role's credentials: its policy must allow finding and stopping the job.
+    # The clean-up step runs with the PR role's credentials: its policy must let it find and stop the job.
     clean_up_env = {**env, **pr_role_env}
     clean_up = _bash(_step("stop-training-jobs"), workspace, clean_up_env, tmp_path / "clean-up.log")
     assert clean_up.wait(timeout=120) == 0, (tmp_path / "clean-up.log").read_text()

@@ -1,4 +1,4 @@
-"""A real `train` run's metrics.json carries the sampled PR curves, and renders as the PR comment's figures."""
+"""A real `train` run's metrics.json carries the sampled PR curves and renders as the PR comment's figures."""
 
 from __future__ import annotations
 

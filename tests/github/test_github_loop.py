@@ -317,7 +317,7 @@ def test_which_prs_train(overrides, differences, train, reason):
 
 
 def test_the_plan_steps_need_only_the_standard_library():
-    """pr-train's and deploy's plan jobs run it from the checkout with PYTHONPATH=src, without `make setup`."""
+    """pr-train's and deploy's plan jobs run it from the checkout (PYTHONPATH=src), without `make setup`."""
     import subprocess
     import sys
 

@@ -1,4 +1,5 @@
-"""The PR comment's inline figures: the sampled precision-recall curve, its Mermaid chart, the confusion table.
+"""The PR comment's inline figures: the sampled precision-recall curve, its Mermaid chart, the confusion
+table.
 
 The Mermaid text is checked against the xychart-beta grammar as Mermaid documents it (mermaid.js.org,
 "XY Chart"): no renderer runs here, so a test passing means the text has the documented shape, not that

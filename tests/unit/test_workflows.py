@@ -85,7 +85,8 @@ def test_workflows_match_the_github_workflow_schema():
     files = [f".github/workflows/{name}" for name in WORKFLOWS]
     result = _run(_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *files)
     assert result.returncode == 0, (
-        f"check-jsonschema exited {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+        f"check-jsonschema exited {result.returncode}\n--- stdout\n{result.stdout}"
+        f"\n--- stderr\n{result.stderr}"
     )
 
 
@@ -240,7 +241,7 @@ def test_deploy_is_planned_without_aws_then_serialised_protected_and_execd():
     assert job["environment"]["name"] == "production"
     run = _job_step(doc, "deploy", "bin/python deploy.py")["run"]
     assert "--smoke-test" in run and '--commit "$COMMIT"' in run and '--merge-commit "$MERGE_COMMIT"' in run
-    # deploy.py waits the attempts, and an update at least the blue/green maximum (62 min); twice with a rollback
+    # deploy.py waits the attempts, an update at least the blue/green maximum (62 min); twice with a rollback
     waited_min = max(62, _flag(run, "--wait-delay-seconds") * _flag(run, "--wait-max-attempts") / 60)
     assert 2 * waited_min < job["timeout-minutes"], "a deploy and its rollback must both fit in the job"
     creds = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("aws-actions/configure-aws"))

@@ -162,7 +162,8 @@ def registry_section(result: Mapping, live: Mapping | None, region: str | None) 
 
 def figures_section(artifact_metrics: Mapping | None) -> list[str]:
     """The precision-recall curve (Mermaid) and confusion matrix (table) inline, from the artifact's
-    metrics.json: GitHub draws both in the comment, no login or image hosting needed; the PNGs stay artifacts."""
+    metrics.json: GitHub draws both in the comment, no login or image hosting needed; the PNGs stay
+    artifacts."""
     figures = inline_figures(dict(artifact_metrics)) if artifact_metrics else ""
     if not figures:
         return []
