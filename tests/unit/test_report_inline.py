@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pytest
 
-from scl_delay.model import precision_recall_curve
+from scl_delay.metrics import pr_curve
 from scl_delay.report import (
     PR_CURVE_POINTS,
     confusion_matrix_table,
@@ -39,7 +39,7 @@ def _curves(seed: int = 3, rows: int = 2000):
     weak = np.clip(0.1 * y + rng.random(rows) * 0.9, 0, 1)
     out = {}
     for name, p in (("model", good), ("logistic regression", weak)):
-        precision, recall, _ = precision_recall_curve(y, p)
+        precision, recall, _ = pr_curve(y, p)
         out[name] = (recall, precision)
     return y, {"model": good, "logistic regression": weak}, out
 
