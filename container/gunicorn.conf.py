@@ -1,8 +1,8 @@
 """Gunicorn settings for `serve`, from ServeSettings.from_env(); no app logic here.
 
 Env: SAGEMAKER_BIND_TO_PORT (8080), MODEL_SERVER_WORKERS / SAGEMAKER_MODEL_SERVER_WORKERS (one per core),
-MODEL_SERVER_TIMEOUT / SAGEMAKER_MODEL_SERVER_TIMEOUT (gunicorn's worker timeout in seconds, 60), SCL_WORKER_CLASS,
-SCL_WORKER_THREADS.
+MODEL_SERVER_TIMEOUT / SAGEMAKER_MODEL_SERVER_TIMEOUT (gunicorn's worker timeout in seconds, 60),
+SCL_WORKER_CLASS, SCL_WORKER_THREADS.
 
 Worker class, by measurement (scripts/bench_serve.py, 2 cores shared with wrk -t2 -c32, single-record JSON,
 prediction cache on; the machine was also busy with other work, so absolute numbers are noisy):
@@ -14,6 +14,7 @@ without much GIL contention.
 """
 
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -27,9 +28,31 @@ except ImportError:
     pythonpath = str(Path(__file__).resolve().parents[1] / "src")
     sys.path.insert(0, pythonpath)
 
-from scl_delay.settings import ServeSettings
+from scl_delay.errors import SettingsError
+from scl_delay.settings import BIND_PORT, ServeSettings
 
-_settings = ServeSettings.from_env()
+_CHECKED = "SCL_SERVE_PORT_CHECKED"  # a HUP reload re-reads this file while the master holds the port
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds: TIME_WAIT is no conflict
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            return True
+    return False
+
+
+# One line and exit 1, not gunicorn's traceback (a bad value) or its five bind retries (a busy port).
+# SystemExit passes through gunicorn's config loader, which catches Exception.
+try:
+    _settings = ServeSettings.from_env()
+except SettingsError as e:
+    sys.exit(f"serve: {e}")
+if not os.environ.get(_CHECKED) and _port_taken(_settings.port):
+    sys.exit(f"serve: port {_settings.port} is in use; stop what listens there or set {BIND_PORT[0]}")
+os.environ[_CHECKED] = "1"
 
 bind = f"0.0.0.0:{_settings.port}"
 workers = _settings.workers

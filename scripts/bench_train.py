@@ -3,6 +3,9 @@
 
     .venv/bin/python scripts/bench_train.py [--data PATH] [--check-quality]
 
+The data: --data, else the real dataset as local_aws.real_dataset finds it (SCL_DATASET, else
+../shared/data/dataset_SCL.csv); without one it stops and says so (the floors mean nothing on synthetic data).
+
 Runs `train.py` (the same code as the container's `train`) on the dataset twice, with the two
 configurations the floors are defined for, and prints a markdown table of wall time and test metrics.
 --check-quality exits 1 when a quality floor is missed (wall time is reported, never asserted).
@@ -12,15 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from local_aws.machine import describe
+from local_aws.real_dataset import DatasetNotFoundError, find_real_dataset, why_absent
+
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "dataset_SCL.csv"
 RUNS = {
     "challenge/random": ["feature_set=challenge", "split=random", "test_size=0.33", "seed=42"],
     "full/time": ["feature_set=full", "split=time"],
@@ -63,11 +67,20 @@ def quality_failures(name: str, m: dict) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("SCL_DATASET") or DEFAULT_DATA))
+    parser.add_argument(
+        "--data", type=Path, help="default: the real dataset (SCL_DATASET, else beside the repo)"
+    )
     parser.add_argument("--check-quality", action="store_true")
     args = parser.parse_args()
+    try:
+        args.data = args.data or find_real_dataset()
+    except DatasetNotFoundError as e:
+        sys.exit(f"bench_train: {e}")
+    if args.data is None:
+        sys.exit(f"bench_train: no real dataset ({why_absent()}); pass --data or set SCL_DATASET")
     rows, failures = [], []
     for name, hps in RUNS.items():
+        print(f"bench_train: training {name} on {args.data} ...", file=sys.stderr, flush=True)
         with tempfile.TemporaryDirectory() as tmp:
             wall_s, m = train(args.data, hps, Path(tmp))
         test, logreg = m["test"], m["baselines"]["logistic_regression"]
@@ -78,7 +91,7 @@ def main() -> int:
             f"{logreg['f1']:.3f} / {logreg['pr_auc']:.3f} |"
         )
         failures += quality_failures(name, m)
-    print(f"dataset: {args.data}\n")
+    print(f"machine: {describe()} (after the runs); dataset: {args.data}\n")
     print(
         "| run | rows | wall s (whole `train`) | recall | precision | F1 (vs logreg) | PR-AUC (vs logreg) "
         "| ROC-AUC | logreg F1 / PR-AUC |"

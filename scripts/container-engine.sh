@@ -12,10 +12,11 @@
 #
 # With a Docker daemon this is plain `docker build` / `docker run` on python:3.11-slim. Without one (CI),
 # it follows ../shared/notes/containers.md: no registry can be reached, so a Debian bookworm base is made
-# with debootstrap and imported once, a python3 stand-in for python:3.11-slim is built on it once (both
-# are reused while they are in podman's storage), builds use chroot isolation with the host's CA bundle
-# mounted for pip only, and containers run with runc through a wrapper that drops process.rlimits (the
-# sandbox refuses setrlimit). SCL_CONTAINER_ENGINE=docker|podman forces an engine.
+# with debootstrap and imported once, container/base.Containerfile builds a python3 stand-in for
+# python:3.11-slim on it once (both are reused while they are in podman's storage), builds use chroot
+# isolation with the host's CA bundle mounted for pip only, and containers run with runc through
+# scripts/runc-no-rlimits (the sandbox refuses setrlimit). SCL_CONTAINER_ENGINE=docker|podman forces an
+# engine. This file only dispatches: the wrapper and the base image live in those two files.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,8 +24,8 @@ IMAGE="${SCL_IMAGE:-localhost/scl-delay:dev}"
 DEBIAN_IMAGE="localhost/debian:bookworm"
 PY_BASE_IMAGE="localhost/scl-python:3.11-bookworm"  # stands in for python:3.11-slim
 DEBIAN_MIRROR="${SCL_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/scl-delay"
-RUNC_WRAPPER="$CACHE/runc-no-rlimits"
+RUNC_WRAPPER="$ROOT/scripts/runc-no-rlimits"  # runc minus the rlimits the sandbox refuses
+BASE_CONTAINERFILE="$ROOT/container/base.Containerfile"
 HOST_CA=/etc/ssl/certs/ca-certificates.crt
 
 log() { echo "container-engine: $*" >&2; }
@@ -52,34 +53,6 @@ setup() {
     podman runc debootstrap fuse-overlayfs uidmap >/dev/null
 }
 
-runc_wrapper() {
-  # podman calls the runtime with the OCI bundle (--bundle DIR, default the cwd); drop process.rlimits.
-  [ -x "$RUNC_WRAPPER" ] && return
-  mkdir -p "$CACHE"
-  cat >"$RUNC_WRAPPER.tmp" <<'EOF'
-#!/usr/bin/env python3
-"""runc, minus process.rlimits in the bundle's config.json (this sandbox refuses setrlimit)."""
-import json, os, sys
-args = sys.argv[1:]
-bundle = os.getcwd()
-for i, arg in enumerate(args):
-    if arg in ("--bundle", "-b") and i + 1 < len(args):
-        bundle = args[i + 1]
-    elif arg.startswith("--bundle="):
-        bundle = arg.split("=", 1)[1]
-config = os.path.join(bundle, "config.json")
-if ("create" in args or "run" in args) and os.path.exists(config):
-    with open(config) as f:
-        spec = json.load(f)
-    if spec.get("process", {}).pop("rlimits", None) is not None:
-        with open(config, "w") as f:
-            json.dump(spec, f)
-os.execvp("runc", ["runc", *args])
-EOF
-  chmod +x "$RUNC_WRAPPER.tmp"
-  mv "$RUNC_WRAPPER.tmp" "$RUNC_WRAPPER"
-}
-
 podman_build() {
   podman build --isolation chroot --format docker "$@"
 }
@@ -97,19 +70,11 @@ base() {
     rm -rf "$rootfs" "$rootfs.log"
   fi
   if ! podman image exists "$PY_BASE_IMAGE"; then
-    log "building $PY_BASE_IMAGE (Debian python3 3.11, python3-venv, ca-certificates), once"
+    log "building $PY_BASE_IMAGE from container/base.Containerfile, once"
     local ctx
-    ctx="$(mktemp -d)"
-    cat >"$ctx/Containerfile" <<EOF
-FROM $DEBIAN_IMAGE
-RUN apt-get update -qq \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
-      python3 python3-venv ca-certificates >/dev/null \\
- && apt-get clean && rm -rf /var/lib/apt/lists/*
-ENV LANG=C.UTF-8
-CMD ["python3"]
-EOF
-    podman_build -q -t "$PY_BASE_IMAGE" "$ctx" >/dev/null
+    ctx="$(mktemp -d)"  # an empty context: the Containerfile copies nothing
+    podman_build -q -f "$BASE_CONTAINERFILE" --build-arg "DEBIAN_IMAGE=$DEBIAN_IMAGE" -t "$PY_BASE_IMAGE" "$ctx" \
+      >/dev/null
     rm -rf "$ctx"
   fi
   echo "$PY_BASE_IMAGE"
@@ -139,28 +104,44 @@ build() {
 
 engine_run() {
   if [ "$(engine)" = docker ]; then docker run "$@"; return; fi
-  runc_wrapper
   podman --runtime "$RUNC_WRAPPER" run "$@"
 }
 
 run() {
   if [ "$(engine)" = docker ]; then exec docker run "$@"; fi
-  runc_wrapper
   exec podman --runtime "$RUNC_WRAPPER" run "$@"
+}
+
+port_busy() {
+  # something already accepts connections on the port (bash's /dev/tcp; no extra tool)
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
 demo() {
   # An /opt/ml tree as SageMaker lays it out, synthetic flights made by the image itself, `train`, then `serve`.
   local dir="${SCL_DEMO_DIR:-$ROOT/.demo/container/opt_ml}" port="${PORT:-8080}"
+  if port_busy "$port"; then
+    log "port $port is in use: stop what listens there, or choose another with PORT=8081 make image-demo"
+    return 1
+  fi
   rm -rf "$dir/model" "$dir/output"
   mkdir -p "$dir/input/config" "$dir/input/data/training" "$dir/model" "$dir/output"
   echo '{"num_round": "200", "early_stopping_rounds": "20"}' >"$dir/input/config/hyperparameters.json"
   echo '{"training": {"ContentType": "text/csv", "TrainingInputMode": "File"}}' \
     >"$dir/input/config/inputdataconfig.json"
-  engine_run --rm --no-healthcheck -v "$dir:/opt/ml" "$IMAGE" python -c \
-    "from scl_delay.synthetic import generate; generate(20000, seed=7).to_csv('/opt/ml/input/data/training/flights.csv', index=False)"
+  local real
+  rm -f "$dir/input/data/training/"*
+  if real="$(PYTHONPATH="$ROOT/src" python3 -m local_aws.real_dataset 2>"$dir/dataset.why")"; then
+    log "1/3 data: the real dataset, $real, copied into $dir/input/data/training"
+    cp "$real" "$dir/input/data/training/flights.csv"
+  else
+    log "1/3 data: 20,000 synthetic SCL-shaped flights, made by the image ($(cat "$dir/dataset.why"))"
+    engine_run --rm --no-healthcheck -v "$dir:/opt/ml" "$IMAGE" \
+      python -m scl_delay.synthetic --rows 20000 --out /opt/ml/input/data/training/flights.csv
+  fi
+  log "2/3 train in the image (no network), as SageMaker runs it"
   engine_run --rm --no-healthcheck --network none -v "$dir:/opt/ml" "$IMAGE" train
-  log "serving on http://localhost:$port (Ctrl-C stops it). Try:"
+  log "3/3 serving on http://localhost:$port (Ctrl-C stops it). Try, from another shell:"
   log "  curl -s localhost:$port/invocations -H 'Content-Type: application/json' \\"
   log "    -d '{\"instances\":[{\"Fecha-I\":\"2017-01-01 23:30:00\",\"OPERA\":\"Grupo LATAM\",\"TIPOVUELO\":\"I\",\"Des-I\":\"KMIA\"}]}'"
   if [ "$(engine)" = docker ]; then

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: synthetic data -> container/train on a SageMaker-shaped /opt/ml tree -> container/serve on
+# `make demo`: the real dataset when found (SCL_DATASET, else ../shared/data/dataset_SCL.csv; it says which),
+# else synthetic data -> container/train on a SageMaker-shaped /opt/ml tree -> container/serve on
 # 127.0.0.1:${PORT:-8080} -> one JSON and one CSV invocation with curl -> SIGTERM. Everything under .demo/.
 set -euo pipefail
 root="$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)"
@@ -8,25 +9,30 @@ export PATH="$root/.venv/bin:$PATH"
 port="${PORT:-8080}"
 demo="$root/.demo"
 opt_ml="$demo/opt_ml"
+if curl -s -o /dev/null "http://127.0.0.1:$port/ping" || (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+  echo "demo: port $port is in use: stop what listens there, or choose another with PORT=8081 make demo" >&2
+  exit 1
+fi
 rm -rf "$demo"
 mkdir -p "$opt_ml/input/config" "$opt_ml/input/data/training" "$opt_ml/model" "$opt_ml/output"
 
-echo "== 1. synthetic data (20,000 SCL-shaped flights)"
-python -m scl_delay.synthetic --rows 20000 --out "$opt_ml/input/data/training/flights.csv"
+if real="$(python -m local_aws.real_dataset 2>"$demo/dataset.why")"; then
+  echo "== 1. data: the real dataset, $real (read in place)"
+  ln -s "$real" "$opt_ml/input/data/training/flights.csv"
+else
+  echo "== 1. data: 20,000 synthetic SCL-shaped flights ($(cat "$demo/dataset.why"))"
+  python -m scl_delay.synthetic --rows 20000 --out "$opt_ml/input/data/training/flights.csv"
+fi
 
 echo "== 2. train (as SageMaker would: OPT_ML_DIR=$opt_ml)"
 echo '{"num_round": "300"}' > "$opt_ml/input/config/hyperparameters.json"
 echo '{"training": {"ContentType": "text/csv", "TrainingInputMode": "File"}}' \
   > "$opt_ml/input/config/inputdataconfig.json"
 echo '{"current_host": "algo-1", "hosts": ["algo-1"]}' > "$opt_ml/input/config/resourceconfig.json"
-OPT_ML_DIR="$opt_ml" container/train | grep -E '^metric (validation|test):(recall|precision|f1|pr_auc)=' || true
+OPT_ML_DIR="$opt_ml" container/train | grep -E '^(stage .*: done|round |metric (validation|test):(recall|precision|f1|pr_auc)=)' || true
 ls "$opt_ml/model"
 
 echo "== 3. serve on 127.0.0.1:$port"
-if curl -s -o /dev/null "http://127.0.0.1:$port/ping"; then
-  echo "port $port is busy: set PORT=another" >&2
-  exit 1
-fi
 OPT_ML_DIR="$opt_ml" SAGEMAKER_BIND_TO_PORT="$port" container/serve > "$demo/serve.log" 2>&1 &
 server=$!
 trap 'kill -TERM "$server" 2>/dev/null || true' EXIT

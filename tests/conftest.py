@@ -1,4 +1,4 @@
-"""Shared fixtures: a small synthetic dataset, SageMaker-shaped /opt/ml trees, one trained artifact per run."""
+"""Shared fixtures: a small synthetic dataset, SageMaker-shaped /opt/ml trees, one trained artifact a run."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from scl_delay.synthetic import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE_MARKERS = {"contract": "contract", "container": "container", "aws": "aws"}
+SLOW_SUITES = {"hardening", "quality"}  # minutes of load, property-based cases or the real dataset
+SLOW_MODULES = {"test_train.py", "test_train_faults.py"}  # tests/contract: ~30 `train` processes, 2-7 s each
 REQUIRE_ALL_SUITES = "SCL_REQUIRE_ALL_SUITES"  # set by .ci/run: a skipped container/aws suite fails
 SYNTHETIC_ROWS = 4000
 TRAIN_STDOUT = "train-stdout.log"  # kept beside the /opt/ml tree of the session artifact
@@ -25,6 +27,8 @@ def pytest_collection_modifyitems(config, items):
         suite = Path(str(item.fspath)).relative_to(ROOT / "tests").parts[0]
         if suite in SUITE_MARKERS:
             item.add_marker(getattr(pytest.mark, SUITE_MARKERS[suite]))
+        if suite in SLOW_SUITES or (suite == "contract" and Path(str(item.fspath)).name in SLOW_MODULES):
+            item.add_marker(pytest.mark.slow)
 
 
 def skip_or_fail(reason: str) -> None:

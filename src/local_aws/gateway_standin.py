@@ -73,7 +73,7 @@ class VtlInput:
 
 def render(template: str, body: bytes) -> tuple[str, dict]:
     """A mapping template rendered as API Gateway renders it; returns (text, $context.responseOverride)."""
-    context = {"responseOverride": {"status": None, "header": {}}}
+    context: dict[str, dict] = {"responseOverride": {"status": None, "header": {}}}
     text = airspeed.Template(template).merge({"input": VtlInput(body), "context": context})
     return text.strip(), context["responseOverride"]
 
@@ -113,7 +113,7 @@ class GatewayStandin:
         log: Callable[[str], None] | None = None,
     ):
         """``session``: boto3 session allowed to read API Gateway and IAM in moto (the service's own view)."""
-        self.gw, self.iam = session.client("apigateway"), session.client("iam")
+        self.gw, self.iam, self.host = session.client("apigateway"), session.client("iam"), host
         self.runtime_url, self.log = runtime_url.rstrip("/"), log
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         standin = self
@@ -135,8 +135,7 @@ class GatewayStandin:
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self.host}:{self.server.server_port}"
 
     def invoke_url(self, api_id: str, stage: str, path: str) -> str:
         return f"{self.url}/{api_id}/{stage}/{path.lstrip('/')}"

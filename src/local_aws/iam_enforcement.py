@@ -205,13 +205,17 @@ def install() -> None:
             resource = _resource(self)
         original_authorize(self, resource)
 
-    ac.IAMRequestBase.__init__ = init
-    ac.IAMRequestBase.check_action_permitted = check_action_permitted
-    ac.IAMPolicyStatement._check_conditions = check_conditions
-    ac.IAMPolicyStatement.is_action_permitted = statement_verdict
-    ac.IAMPolicyStatement._check_element_matches = check_element_matches
-    ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = authorize
-    ac._scl_strict = True
+    patches = (
+        (ac.IAMRequestBase, "__init__", init),
+        (ac.IAMRequestBase, "check_action_permitted", check_action_permitted),
+        (ac.IAMPolicyStatement, "_check_conditions", check_conditions),
+        (ac.IAMPolicyStatement, "is_action_permitted", statement_verdict),
+        (ac.IAMPolicyStatement, "_check_element_matches", check_element_matches),
+        (ActionAuthenticatorMixin, "_authenticate_and_authorize_normal_action", authorize),
+        (ac, "_scl_strict", True),
+    )
+    for owner, name, value in patches:
+        setattr(owner, name, value)
 
 
 def _json_body(body) -> dict:

@@ -21,5 +21,5 @@ def install() -> None:
         models = [m for m in self.sagemaker_backend.list_models() if contains in m.model_name.lower()]
         return ActionResult({"Models": [model.response_object for model in models]})
 
-    SageMakerResponse.list_models = list_models
-    SageMakerResponse._scl_list_models = True
+    SageMakerResponse.list_models = list_models  # type: ignore[method-assign]
+    SageMakerResponse._scl_list_models = True  # type: ignore[attr-defined]

@@ -3,8 +3,9 @@
 Applied inside the moto server process (see ``moto_server``). Semantics kept from AWS: the endpoint and the
 new config must exist; the endpoint switches to the new config's variants and stays InService (moto has no
 fleet, so the blue/green shift is instant). With ``RetainAllVariantProperties`` the variant keeps its current
-instance count (what auto scaling reached), as AWS documents; without it the new config's initial count wins. The DeploymentConfig sent is kept and returned by
-DescribeEndpoint as ``LastDeploymentConfig``, as AWS does, so tests can check what was asked for.
+instance count (what auto scaling reached), as AWS documents; without it the new config's initial count
+wins. The DeploymentConfig sent is kept and returned by DescribeEndpoint as ``LastDeploymentConfig``, as AWS
+does, so tests can check what was asked for.
 """
 
 from __future__ import annotations
@@ -66,6 +67,6 @@ def install() -> None:
         )
         return ActionResult({"EndpointArn": endpoint.arn})
 
-    SageMakerModelBackend.update_endpoint = update_endpoint
-    SageMakerResponse.update_endpoint = update_endpoint_response
-    SageMakerModelBackend._scl_update_endpoint = True
+    SageMakerModelBackend.update_endpoint = update_endpoint  # type: ignore[attr-defined]
+    SageMakerResponse.update_endpoint = update_endpoint_response  # type: ignore[attr-defined]
+    SageMakerModelBackend._scl_update_endpoint = True  # type: ignore[attr-defined]

@@ -5,8 +5,8 @@ moto's runtime answers canned bytes. Point ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`
 ``<upstream>/invocations`` with Content-Type, Accept and custom attributes, as SageMaker forwards them.
 A container 4xx/5xx comes back the way real callers see it: HTTP 424 ``ModelError`` with
 ``OriginalStatusCode`` and ``OriginalMessage`` (botocore raises ``ModelError``); a container that times out
-or crashes (no HTTP answer) is 424 with ``OriginalStatusCode`` 0, as SageMaker reports it. An endpoint with no route is
-``ValidationError`` 400, as for an endpoint that does not exist.
+or crashes (no HTTP answer) is 424 with ``OriginalStatusCode`` 0, as SageMaker reports it. An endpoint with
+no route is ``ValidationError`` 400, as for an endpoint that does not exist.
 
     python -m local_aws.runtime_standin --upstream http://127.0.0.1:8080 --port 0
 """
@@ -42,7 +42,7 @@ class RuntimeStandin:
         region: str = "us-east-1",
         timeout_s: float = TIMEOUT_S,
     ):
-        self.default, self.routes, self.region = default, dict(routes or {}), region
+        self.default, self.routes, self.region, self.host = default, dict(routes or {}), region, host
         self.timeout_s = timeout_s
         self.calls: list[dict] = []
         standin = self
@@ -62,8 +62,7 @@ class RuntimeStandin:
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self.host}:{self.server.server_port}"
 
     def route(self, endpoint: str, upstream: str) -> None:
         self.routes[endpoint] = upstream

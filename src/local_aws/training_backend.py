@@ -124,7 +124,8 @@ def train_command(opt_ml: Path, image: str) -> list[str]:
 
 class _LogWriter:
     def __init__(self, logs, job_name: str):
-        self.logs, self.stream, self.buffer = logs, f"{job_name}/algo-1-{int(time.time())}", []
+        self.logs, self.stream = logs, f"{job_name}/algo-1-{int(time.time())}"
+        self.buffer: list[dict] = []
         self.last_flush = time.monotonic()
         if logs is None:
             return
@@ -183,7 +184,7 @@ def run_training_job(
     if name in _STOP_REQUESTED:  # stopped while its data was downloading
         proc.terminate()
     try:
-        for raw in proc.stdout:
+        for raw in proc.stdout or ():
             line = raw.rstrip("\n")
             lines.append(line)
             writer.add(line)
@@ -271,9 +272,9 @@ def install(endpoint_url: str, workdir: Path) -> None:
             proc.terminate()  # SageMaker sends SIGTERM, then 120 s later SIGKILL
         return EmptyResult()
 
-    SageMakerResponse.create_training_job = create_training_job
-    SageMakerResponse.stop_training_job = stop_training_job
-    SageMakerResponse._scl_training_backend = True
+    SageMakerResponse.create_training_job = create_training_job  # type: ignore[method-assign]
+    SageMakerResponse.stop_training_job = stop_training_job  # type: ignore[attr-defined]
+    SageMakerResponse._scl_training_backend = True  # type: ignore[attr-defined]
 
 
 def _job_credentials(job, region: str) -> dict[str, str]:
@@ -293,9 +294,9 @@ def _job_credentials(job, region: str) -> dict[str, str]:
             region_name=region,
             role_session_name=job.training_job_name[:64],
             role_arn=job.role_arn,
-            policy=None,
+            policy="",
             duration=3600,
-            external_id=None,
+            external_id="",
         )
         return {
             "aws_access_key_id": assumed.access_key_id,

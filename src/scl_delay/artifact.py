@@ -16,11 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import xgboost as xgb
-
 from .errors import ArtifactError
 from .features import FeatureSpec
-from .model import Predictor
+from .model import Predictor, xgb
 from .schema import InputSchema
 
 BOOSTER_FILE = "booster.ubj"

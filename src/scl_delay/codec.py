@@ -174,7 +174,7 @@ def _csv_columns(text: str, fields: Sequence[str]) -> tuple[dict[str, list], int
             raise PayloadError("CSV has a header but no records")
         positions = {name: header.index(name) for name in fields if name in header}
     else:
-        header, positions = fields, {name: i for i, name in enumerate(fields)}
+        header, positions = list(fields), {name: i for i, name in enumerate(fields)}
     width = len(header)
     for number, row in rows:
         if len(row) != width:
@@ -272,7 +272,7 @@ def encode_predictions(
         return "".join(lines).encode()
     records = []
     for i, p in enumerate(probabilities):
-        record = {}
+        record: dict[str, object] = {}
         if want_p:
             record["probability"] = p
         if want_d:

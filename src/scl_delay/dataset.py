@@ -146,7 +146,7 @@ def read_csv(path: Path, into: RawRows, seen: set[tuple[str, ...]]) -> None:
 
 
 def load_channel(channel: Path, max_invalid_fraction: float) -> LabeledFlights:
-    files, raw, seen = channel_files(channel), RawRows(), set()
+    files, raw, seen = channel_files(channel), RawRows(), set[tuple[str, ...]]()
     for path in files:
         read_csv(path, raw, seen)
     flights = label_flights(raw, max_invalid_fraction)

@@ -99,6 +99,7 @@ class FeatureSpec:
     vocabularies: Mapping[str, tuple[str, ...]]  # allowed OPERA / Des-I values, in code order
 
     def input_schema(self) -> InputSchema:
+        required: tuple[tuple[str, ...], ...]
         if self.feature_set == "challenge":
             fields, required = (OPERA, TIPOVUELO, MES, FECHA_I), ((OPERA,), (TIPOVUELO,), (MES, FECHA_I))
         else:

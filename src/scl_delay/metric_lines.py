@@ -1,4 +1,5 @@
-"""The metric lines `train` prints, and the SageMaker ``MetricDefinitions`` that scrape them: one home for both.
+"""The metric lines `train` prints, the SageMaker ``MetricDefinitions`` that scrape them, and the metrics'
+titles in the reports: one home for all three.
 
     metric validation:recall=0.712000
     metric test:true_positives=931.000000
@@ -15,7 +16,17 @@ from collections.abc import Mapping
 
 METRIC_LINE = "metric {name}={value:.6f}"
 METRIC_REGEX = r"metric {name}=([-+0-9.eE]+)"
-METRIC_NAMES = ("recall", "precision", "f1", "roc_auc", "pr_auc", "threshold")
+# name -> title in both reports (report.md and the PR comment), in their row order
+METRIC_TITLES = {
+    "recall": "Recall (delayed)",
+    "precision": "Precision (delayed)",
+    "f1": "F1 (delayed)",
+    "roc_auc": "ROC-AUC",
+    "pr_auc": "PR-AUC",
+    "threshold": "Decision threshold",
+}
+METRIC_NAMES = tuple(METRIC_TITLES)
+HIGHER_IS_BETTER = frozenset({"recall", "precision", "f1", "roc_auc", "pr_auc"})
 # split in the line -> where its metrics sit in metrics.json
 METRIC_SOURCES = {
     "validation": ("validation",),
@@ -43,7 +54,7 @@ def metric_definitions() -> list[dict[str, str]]:
 
 
 def metric_values(metrics: Mapping) -> dict[str, float]:
-    """Every metric line's value, from the metrics document (``metrics.json``); non-finite values are left out."""
+    """Every metric line's value, from the metrics document (``metrics.json``); non-finite ones left out."""
     out = {}
     for split, path in METRIC_SOURCES.items():
         node = metrics

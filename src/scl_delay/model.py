@@ -1,14 +1,27 @@
-"""XGBoost fitting, threshold tuning, metrics and the serving-side Predictor. The only xgboost importer."""
+"""XGBoost fitting and the serving-side Predictor. The only xgboost importer (metrics: metrics.py)."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import xgboost as xgb
 
 from .features import FeatureSpec
 from .hyperparameters import Hyperparameters
+
+# xgboost imports scikit-learn whenever it is installed (for XGBClassifier, unused here) and with it ~400
+# scipy modules: seconds of `serve`'s start-up. Hide it for that one import (xgboost then skips its
+# scikit-learn wrappers); `train` imports scikit-learn itself, in metrics.py and baseline.py.
+_HIDE_SKLEARN = "sklearn" not in sys.modules
+if _HIDE_SKLEARN:
+    sys.modules["sklearn"] = None  # type: ignore[assignment]  # `import sklearn` raises ImportError
+try:
+    import xgboost as xgb
+finally:
+    if _HIDE_SKLEARN:
+        del sys.modules["sklearn"]
 
 
 @dataclass(frozen=True)
@@ -38,8 +51,33 @@ def positive_weight(y: np.ndarray, hp: Hyperparameters) -> float:
     return (len(y) - positives) / max(positives, 1)
 
 
-def fit_booster(train: Split, validation: Split, spec: FeatureSpec, hp: Hyperparameters) -> xgb.Booster:
-    """Class-weighted gradient boosting with early stopping on validation log-loss."""
+class _Progress(xgb.callback.TrainingCallback):
+    """A line every ``every`` rounds with the validation metrics (no tabs: CloudWatch shows them as #011)."""
+
+    def __init__(self, say: Callable[[str], None], every: int):
+        self.say, self.every = say, every
+
+    def after_iteration(self, model, epoch: int, evals_log) -> bool:
+        if (epoch + 1) % self.every == 0:
+            latest = " ".join(
+                f"{data}-{name}={values[-1]:.5f}"
+                for data, log in evals_log.items()
+                for name, values in log.items()
+            )
+            self.say(f"round {epoch + 1}: {latest}")
+        return False
+
+
+def fit_booster(
+    train: Split,
+    validation: Split,
+    spec: FeatureSpec,
+    hp: Hyperparameters,
+    say: Callable[[str], None] | None = None,
+    every: int = 100,
+) -> xgb.Booster:
+    """Class-weighted gradient boosting with early stopping on validation log-loss; ``say`` gets a progress
+    line every ``every`` rounds."""
     params = {
         "objective": "binary:logistic",
         "eval_metric": ["aucpr", "logloss"],
@@ -64,27 +102,8 @@ def fit_booster(train: Split, validation: Split, spec: FeatureSpec, hp: Hyperpar
         evals=[(dvalid, "validation")],
         early_stopping_rounds=hp.early_stopping_rounds or None,
         verbose_eval=False,
+        callbacks=[_Progress(say, every)] if say else None,
     )
-
-
-def fit_logistic_baseline(train: Split, spec: FeatureSpec, hp: Hyperparameters) -> xgb.Booster:
-    """Class-balanced L2 logistic regression (XGBoost's linear booster) on the given features."""
-    params = {
-        "objective": "binary:logistic",
-        "booster": "gblinear",
-        "updater": "coord_descent",
-        "lambda": 1.0 / len(train.y),
-        "alpha": 0.0,
-        "eta": 1.0,
-        "scale_pos_weight": positive_weight(train.y, hp),
-        "seed": hp.seed,
-    }
-    return xgb.train(params, _dmatrix(train.X, spec, train.y), num_boost_round=200, verbose_eval=False)
-
-
-def predict_linear(booster: xgb.Booster, X: np.ndarray, spec: FeatureSpec) -> np.ndarray:
-    """Probabilities of the linear baseline (gblinear has no in-place prediction)."""
-    return booster.predict(_dmatrix(X, spec))
 
 
 def best_iterations(booster: xgb.Booster) -> tuple[int, int]:
@@ -108,71 +127,6 @@ def predict_proba(
 def contributions(booster: xgb.Booster, X: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     """Per-feature SHAP contributions (log-odds), shape (rows, features + 1): the last column is the bias."""
     return booster.predict(_dmatrix(X, spec), pred_contribs=True, iteration_range=best_iterations(booster))
-
-
-# ---- metrics: numpy, so the image needs no scikit-learn (tests check them against it) ----
-
-
-def precision_recall_curve(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Precision and recall of ``p >= t`` for every distinct score t, highest t first."""
-    order = np.argsort(-p, kind="mergesort")
-    p_sorted, y_sorted = p[order], y[order]
-    last_of_each = np.r_[np.flatnonzero(np.diff(p_sorted)), len(p_sorted) - 1]
-    true_pos = np.cumsum(y_sorted)[last_of_each]
-    predicted_pos = last_of_each + 1
-    precision = true_pos / predicted_pos
-    recall = true_pos / max(int(y.sum()), 1)
-    return precision, recall, p_sorted[last_of_each]
-
-
-def average_precision(y: np.ndarray, p: np.ndarray) -> float:
-    """PR-AUC as average precision: sum of precision times recall gained, at each threshold."""
-    precision, recall, _ = precision_recall_curve(y, p)
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
-
-
-def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
-    """Mann-Whitney U with average ranks for ties."""
-    positives, negatives = int(y.sum()), int(len(y) - y.sum())
-    if positives == 0 or negatives == 0:
-        return float("nan")
-    _, inverse, counts = np.unique(p, return_inverse=True, return_counts=True)
-    first_rank = np.cumsum(counts) - counts + 1
-    ranks = (first_rank + (counts - 1) / 2.0)[inverse]
-    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
-
-
-def tune_threshold(y: np.ndarray, p: np.ndarray, target_recall: float) -> float:
-    """The threshold with the best precision among those reaching ``target_recall`` (highest if tied)."""
-    precision, recall, thresholds = precision_recall_curve(y, p)
-    reaching = np.flatnonzero(recall >= target_recall)
-    if len(reaching) == 0:
-        return float(thresholds[-1])
-    best = reaching[np.argmax(precision[reaching])]  # argmax takes the first: the highest threshold
-    return float(thresholds[best])
-
-
-def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
-    """Delayed-class metrics at ``threshold`` plus the threshold-free AUCs."""
-    decision = p >= threshold
-    tp = int(np.sum(decision & (y == 1)))
-    fp = int(np.sum(decision & (y == 0)))
-    fn = int(np.sum(~decision & (y == 1)))
-    tn = int(np.sum(~decision & (y == 0)))
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {
-        "recall": recall,
-        "precision": precision,
-        "f1": f1,
-        "roc_auc": roc_auc(y, p),
-        "pr_auc": average_precision(y, p),
-        "threshold": float(threshold),
-        "confusion_matrix": [[tn, fp], [fn, tp]],
-        "rows": int(len(y)),
-        "positive_rate": float(np.mean(y)),
-    }
 
 
 class Predictor:

@@ -6,16 +6,10 @@ import io
 
 import numpy as np
 
+from .metric_lines import METRIC_TITLES
+
 PR_CURVE_FILE = "pr_curve.png"
 CONFUSION_FILE = "confusion_matrix.png"
-_ROWS = (
-    ("recall", "Recall (delayed)"),
-    ("precision", "Precision (delayed)"),
-    ("f1", "F1 (delayed)"),
-    ("roc_auc", "ROC-AUC"),
-    ("pr_auc", "PR-AUC"),
-    ("threshold", "Decision threshold"),
-)
 
 
 def _fmt(value) -> str:
@@ -25,7 +19,7 @@ def _fmt(value) -> str:
 def metrics_table(columns: dict[str, dict]) -> str:
     """A markdown table: one row per metric, one column per named metrics dict."""
     lines = ["| metric | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
-    for key, title in _ROWS:
+    for key, title in METRIC_TITLES.items():
         lines.append(f"| {title} | " + " | ".join(_fmt(m.get(key, "")) for m in columns.values()) + " |")
     return "\n".join(lines)
 
@@ -39,7 +33,8 @@ def render_markdown(metrics: dict, metadata: dict) -> str:
             f"# scl-delay model `{metadata['model_version']}`",
             "",
             f"Feature set `{hp['feature_set']}`, split `{hp['split']}`, threshold tuned on validation for "
-            f"recall {hp['target_recall']}. Test split: {test['rows']} flights, {test['positive_rate']:.1%} delayed.",
+            f"recall {hp['target_recall']}. Test split: {test['rows']} flights, "
+            f"{test['positive_rate']:.1%} delayed.",
             "",
             metrics_table(
                 {
@@ -60,8 +55,9 @@ def render_markdown(metrics: dict, metadata: dict) -> str:
             f"![precision-recall curve]({PR_CURVE_FILE}) ![confusion matrix]({CONFUSION_FILE})",
             "",
             f"Data: {metrics['data']['rows_used']} rows used of {metrics['data']['rows_read']} read, "
-            f"{metrics['data']['unusable_rows']} unusable, {metrics['data']['duplicate_rows_dropped']} duplicates "
-            f"dropped; dataset sha256 `{metadata['dataset_sha256'][:16]}`; commit `{metadata['git_commit']}`.",
+            f"{metrics['data']['unusable_rows']} unusable, "
+            f"{metrics['data']['duplicate_rows_dropped']} duplicates dropped; "
+            f"dataset sha256 `{metadata['dataset_sha256'][:16]}`; commit `{metadata['git_commit']}`.",
             "",
         ]
     )
@@ -183,7 +179,10 @@ def inline_figures(metrics: dict) -> str:
         order = ", ".join(f"{i}. {name}" for i, name in enumerate(names, 1))
         point = ""
         if isinstance(test.get("recall"), float) and isinstance(test.get("precision"), float):
-            point = f" At the tuned threshold the model has recall {test['recall']:.3f}, precision {test['precision']:.3f}."
+            point = (
+                f" At the tuned threshold the model has recall {test['recall']:.3f}, "
+                f"precision {test['precision']:.3f}."
+            )
         parts += [pr_curve_mermaid(metrics["pr_curve"]), "", f"Lines in order: {order}.{point}", ""]
     if test.get("confusion_matrix"):
         parts += [

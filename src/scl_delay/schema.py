@@ -197,7 +197,7 @@ def parse_categories(
                 InvalidRecordError(i, field_name, f"expected text, got {type(value).__name__} {shown(value)}")
             )
         elif allowed_set is not None and value not in allowed_set:
-            errors.append(InvalidRecordError(i, field_name, _unknown(field_name, value, allowed)))
+            errors.append(InvalidRecordError(i, field_name, _unknown(field_name, value, allowed or ())))
         else:
             out[i] = value
     return out, errors

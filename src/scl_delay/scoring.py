@@ -42,7 +42,7 @@ class Scorer:
         missing_column = [None] * n
         cache, columns = self.cache, [raw.get(f, missing_column) for f in self.fields]
         keys = [cache_key(values) for values in zip(*columns)]
-        found = [cache.get(k) for k in keys]
+        found: list = [cache.get(k) for k in keys]  # every None is filled below
         missing = [i for i, hit in enumerate(found) if hit is None]
         if missing:
             sub = (

@@ -205,7 +205,7 @@ def create_app(model_or_error: LoadedModel | BaseException, settings: ServeSetti
         return Response(_INTERNAL, 500, mimetype=_JSON_MIME)
 
     if scorer is not None:
-        app.wsgi_app = _fast_invocations(app.wsgi_app, scorer, settings)
+        app.wsgi_app = _fast_invocations(app.wsgi_app, scorer, settings)  # type: ignore[method-assign]
     return app
 
 

@@ -125,8 +125,8 @@ def parse_output(value: str) -> tuple[str, ...]:
 class ServeSettings:
     """How `serve` binds, scales and bounds requests.
 
-    ``timeout_s``: gunicorn's worker timeout in seconds (``MODEL_SERVER_TIMEOUT``; a worker silent that long is
-    replaced; gthread does not cut a slow request on a live worker off); ``max_body_bytes``:
+    ``timeout_s``: gunicorn's worker timeout in seconds (``MODEL_SERVER_TIMEOUT``; a worker silent that long
+    is replaced; gthread does not cut a slow request on a live worker off); ``max_body_bytes``:
     request body limit (``SAGEMAKER_MAX_PAYLOAD_IN_MB``, in MB, default 6); ``inference_output``: default
     per-record output (``SAGEMAKER_INFERENCE_OUTPUT``: probability, decision or both);
     ``prediction_cache_size``: predictions remembered per worker, keyed by the record's model inputs.
@@ -146,10 +146,12 @@ class ServeSettings:
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ServeSettings:
         opt_ml = Path(env.get(OPT_ML_DIR) or DEFAULT_OPT_ML)
         found = _first(env, INFERENCE_OUTPUT)
-        try:
-            output = parse_output(found[1]) if found else OUTPUT_CHOICES
-        except ValueError as e:
-            raise SettingsError(f"{found[0]}={found[1]!r}: {e}") from None
+        output: tuple[str, ...] = OUTPUT_CHOICES
+        if found is not None:
+            try:
+                output = parse_output(found[1])
+            except ValueError as e:
+                raise SettingsError(f"{found[0]}={found[1]!r}: {e}") from None
         worker_class = _first(env, WORKER_CLASS)
         return cls(
             model_dir=Path(env.get(SM_MODEL_DIR) or opt_ml / "model"),

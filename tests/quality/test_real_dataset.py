@@ -1,21 +1,23 @@
-"""Quality floors on the real dataset named by SCL_DATASET (skipped without it, as on a laptop)."""
+"""Quality floors on the real dataset, found as every benchmark finds it (local_aws.real_dataset: SCL_DATASET,
+else ../shared/data/dataset_SCL.csv); skipped, saying why, when there is none."""
 
-import os
 import subprocess
 import sys
 
 import pytest
 from conftest import ROOT
 
+from local_aws.real_dataset import find_real_dataset, why_absent
+
 
 @pytest.mark.quality
 @pytest.mark.timeout(600)
 def test_quality_floors_hold_on_the_real_dataset():
-    data = os.environ.get("SCL_DATASET")
-    if not data:
-        pytest.skip("SCL_DATASET is not set (CI sets it to ../shared/data/dataset_SCL.csv)")
+    data = find_real_dataset()
+    if data is None:
+        pytest.skip(why_absent())
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench_train.py"), "--data", data, "--check-quality"],
+        [sys.executable, str(ROOT / "scripts" / "bench_train.py"), "--data", str(data), "--check-quality"],
         capture_output=True,
         text=True,
     )

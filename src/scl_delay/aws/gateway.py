@@ -232,7 +232,7 @@ def _ensure_method(gw, spec: DeploySpec, api_id: str, rid: str, actions: list[st
             or (have.get("responseTemplates") or None) != response.templates
             or (have.get("responseParameters") or {}) != response.parameters
         ):
-            kwargs = {"selectionPattern": response.pattern} if response.pattern else {}
+            kwargs: dict[str, object] = {"selectionPattern": response.pattern} if response.pattern else {}
             if response.templates:
                 kwargs["responseTemplates"] = response.templates
             gw.put_integration_response(

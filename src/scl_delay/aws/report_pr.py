@@ -7,18 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..metric_lines import HIGHER_IS_BETTER, METRIC_TITLES
 from ..report import inline_figures
 
 REPORT_MARKER = "<!-- scl-delay-training-report -->"
-METRIC_ROWS = (
-    ("recall", "Recall (delayed)"),
-    ("precision", "Precision (delayed)"),
-    ("f1", "F1 (delayed)"),
-    ("roc_auc", "ROC-AUC"),
-    ("pr_auc", "PR-AUC"),
-    ("threshold", "Decision threshold"),
-)
-HIGHER_IS_BETTER = {"recall", "precision", "f1", "roc_auc", "pr_auc"}
 
 
 def _num(value) -> str:
@@ -38,7 +30,7 @@ def _delta(name: str, new, old) -> str:
 def metrics_vs_live(metrics: Mapping[str, float], live: Mapping | None, split: str = "test") -> str:
     live_metrics = (live or {}).get("metrics", {})
     lines = [f"| metric ({split}) | this PR | live | change |", "|---|---:|---:|---:|"]
-    for key, title in METRIC_ROWS:
+    for key, title in METRIC_TITLES.items():
         name = f"{split}:{key}"
         new, old = metrics.get(name), live_metrics.get(name)
         lines.append(f"| {title} | {_num(new)} | {_num(old)} | {_delta(key, new, old)} |")

@@ -200,7 +200,8 @@ class _LogTail:
     """CloudWatch lines of the job, printed once each; silent when the log group is not there (yet)."""
 
     def __init__(self, logs, job_name: str, say: Callable[[str], None]):
-        self.logs, self.job_name, self.say, self.tokens = logs, job_name, say, {}
+        self.logs, self.job_name, self.say = logs, job_name, say
+        self.tokens: dict[str, str] = {}
 
     def poll(self) -> None:
         try:
@@ -268,8 +269,9 @@ def artifact_files(data: bytes) -> dict[str, bytes]:
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         for member in tar.getmembers():
             name = Path(member.name).name
-            if member.isfile() and name in ARTIFACT_FILES:
-                files[name] = tar.extractfile(member).read()
+            content = tar.extractfile(member) if member.isfile() and name in ARTIFACT_FILES else None
+            if content is not None:
+                files[name] = content.read()
     return files
 
 
