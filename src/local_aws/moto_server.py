@@ -43,13 +43,15 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(key, value)
     from moto.server import ThreadedMotoServer
 
-    from . import moto_update_endpoint, training_backend
+    from . import iam_enforcement, moto_fixes, moto_update_endpoint, training_backend
 
     server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
     server.start()
     _, port = server.get_host_and_port()
     url = f"http://{args.host}:{port}"
     moto_update_endpoint.install()
+    iam_enforcement.install()
+    moto_fixes.install()
     if not args.no_training_backend:
         Path(args.workdir).mkdir(parents=True, exist_ok=True)
         training_backend.install(url, Path(args.workdir))

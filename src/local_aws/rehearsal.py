@@ -14,21 +14,6 @@ from pathlib import Path
 from .process import LocalProcess, free_port
 from .training_backend import ROOT
 
-SAMPLE_RECORD = {
-    "Fecha-I": "2017-01-01 23:30:00",
-    "Vlo-I": "226",
-    "Ori-I": "SCEL",
-    "Des-I": "KMIA",
-    "Emp-I": "AAL",
-    "OPERA": "American Airlines",
-    "TIPOVUELO": "I",
-    "SIGLADES": "Miami",
-    "MES": 1,
-    "DIA": 1,
-    "AÑO": 2017,
-    "DIANOM": "Domingo",
-}
-
 
 def seed_dataset(
     s3, bucket: str, csv: Path | None = None, rows: int = 4000, key: str = "data/flights.csv"

@@ -4,8 +4,9 @@ moto's runtime answers canned bytes. Point ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`
 ``AWS_ENDPOINT_URL`` stays on moto) and ``POST /endpoints/<name>/invocations`` goes to
 ``<upstream>/invocations`` with Content-Type, Accept and custom attributes, as SageMaker forwards them.
 A container 4xx/5xx comes back the way real callers see it: HTTP 424 ``ModelError`` with
-``OriginalStatusCode`` and ``OriginalMessage`` (botocore raises ``ModelError``). An endpoint with no route is
-``ValidationError`` 400, as for an endpoint that does not exist.
+``OriginalStatusCode`` and ``OriginalMessage`` (botocore raises ``ModelError``); a container that times out
+or crashes (no HTTP answer) is 424 with ``OriginalStatusCode`` 0, as SageMaker reports it. An endpoint with
+no route is ``ValidationError`` 400, as for an endpoint that does not exist.
 
     python -m local_aws.runtime_standin --upstream http://127.0.0.1:8080 --port 0
 """
@@ -39,8 +40,10 @@ class RuntimeStandin:
         host: str = "127.0.0.1",
         port: int = 0,
         region: str = "us-east-1",
+        timeout_s: float = TIMEOUT_S,
     ):
         self.default, self.routes, self.region, self.host = default, dict(routes or {}), region, host
+        self.timeout_s = timeout_s
         self.calls: list[dict] = []
         standin = self
 
@@ -109,7 +112,7 @@ class RuntimeStandin:
             f"{upstream.rstrip('/')}/invocations", data=body, headers=headers, method="POST"
         )
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 out = {
                     "Content-Type": response.headers.get("Content-Type", "application/octet-stream"),
                     "x-Amzn-Invoked-Production-Variant": "AllTraffic",
@@ -137,15 +140,21 @@ class RuntimeStandin:
                 },
             )
         except (urllib.error.URLError, OSError) as e:
+            # SageMaker reports a container that timed out or crashed (no HTTP answer) as 424 ModelError
+            # with OriginalStatusCode 0
+            log = f"arn:aws:logs:{self.region}:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{endpoint}"
             return self._error(
                 h,
                 424,
                 "ModelError",
                 {
                     "ErrorCode": "SERVER_ERROR_FROM_MODEL",
-                    "OriginalStatusCode": 502,
+                    "OriginalStatusCode": 0,
                     "OriginalMessage": "",
-                    "Message": f"could not reach the model container at {upstream}: {e}",
+                    "LogStreamArn": log,
+                    "Message": "Received server error (0) from primary with message "
+                    f'"Your invocation timed out while waiting for a response from container primary '
+                    f'({e.__class__.__name__})". See {log} in account {ACCOUNT} for more information.',
                 },
             )
 

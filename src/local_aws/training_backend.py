@@ -34,6 +34,9 @@ DEFAULT_TRAIN = ROOT / "container" / "train"
 TRAIN_COMMAND_ENV = "SCL_LOCAL_TRAIN_COMMAND"
 FAILURE_LIMIT = 1024
 SIGTERM_GRACE_S = 120
+# job name -> its running `train` process, and the jobs StopTrainingJob was called for
+_RUNNING: dict[str, subprocess.Popen] = {}
+_STOP_REQUESTED: set[str] = set()
 
 
 @dataclass
@@ -177,6 +180,9 @@ def run_training_job(
     )
     timer = threading.Timer(max_runtime, proc.terminate)
     timer.start()
+    _RUNNING[name] = proc
+    if name in _STOP_REQUESTED:  # stopped while its data was downloading
+        proc.terminate()
     try:
         for raw in proc.stdout or ():
             line = raw.rstrip("\n")
@@ -184,6 +190,7 @@ def run_training_job(
             writer.add(line)
         code = proc.wait(timeout=SIGTERM_GRACE_S)
     finally:
+        _RUNNING.pop(name, None)
         timer.cancel()
         writer.flush()
     timed_out = time.monotonic() - started >= max_runtime
@@ -192,6 +199,8 @@ def run_training_job(
     on_status("Uploading", "Uploading generated training model")
     s3.put_object(Bucket=bucket, Key=f"{prefix}/output.tar.gz", Body=_tar_gz(opt_ml / "output" / "data"))
     seconds = max(1, int(time.monotonic() - started))
+    if name in _STOP_REQUESTED:  # StopTrainingJob: SIGTERM, the model is kept if train saved one
+        return TrainingOutcome("Stopped", "Stopped", None, metrics, code, seconds, lines)
     if code == 0 and not timed_out:
         s3.put_object(Bucket=bucket, Key=f"{prefix}/model.tar.gz", Body=_tar_gz(opt_ml / "model"))
         return TrainingOutcome("Completed", "Completed", None, metrics, code, seconds, lines)
@@ -216,6 +225,8 @@ def run_training_job(
 
 def install(endpoint_url: str, workdir: Path) -> None:
     """Make moto's CreateTrainingJob start a real local run instead of completing at once."""
+    from moto.core.responses import EmptyResult
+    from moto.sagemaker.exceptions import ValidationError
     from moto.sagemaker.responses import SageMakerResponse
 
     if getattr(SageMakerResponse, "_scl_training_backend", False):
@@ -245,19 +256,64 @@ def install(endpoint_url: str, workdir: Path) -> None:
         ).start()
         return result
 
+    def stop_training_job(self):
+        name = self._get_param("TrainingJobName")
+        job = self.sagemaker_backend.training_jobs.get(name)
+        if job is None:
+            raise ValidationError(message="Requested resource not found.")
+        if job.training_job_status != "InProgress":
+            raise ValidationError(
+                message=f"The job status is {job.training_job_status}: only InProgress jobs stop"
+            )
+        job.training_job_status, job.secondary_status = "Stopping", "Stopping"
+        _STOP_REQUESTED.add(name)
+        proc = _RUNNING.get(name)
+        if proc is not None and proc.poll() is None:
+            proc.terminate()  # SageMaker sends SIGTERM, then 120 s later SIGKILL
+        return EmptyResult()
+
     SageMakerResponse.create_training_job = create_training_job  # type: ignore[method-assign]
+    SageMakerResponse.stop_training_job = stop_training_job  # type: ignore[attr-defined]
     SageMakerResponse._scl_training_backend = True  # type: ignore[attr-defined]
+
+
+def _job_credentials(job, region: str) -> dict[str, str]:
+    """The job reads its data and writes its artifacts as its execution role, as on SageMaker, so that
+    under enforced IAM the role's S3 grants are what is tested. A role that does not exist in moto's IAM
+    (tests that never applied infra/) falls back to the local admin user: lenient."""
+    from moto.iam.models import iam_backends
+    from moto.sts.models import sts_backends
+
+    from .iam_enforcement import ADMIN_USER
+
+    account = job.arn.split(":")[4]
+    iam = iam_backends[account]["aws"]
+    role_name = job.role_arn.rsplit("/", 1)[-1]
+    if any(role.name == role_name for role in iam.roles.values()):
+        assumed = sts_backends[account]["aws"].assume_role(
+            region_name=region,
+            role_session_name=job.training_job_name[:64],
+            role_arn=job.role_arn,
+            policy="",
+            duration=3600,
+            external_id="",
+        )
+        return {
+            "aws_access_key_id": assumed.access_key_id,
+            "aws_secret_access_key": assumed.secret_access_key,
+            "aws_session_token": assumed.session_token,
+        }
+    admin = iam.users.get(ADMIN_USER)
+    if admin is not None and admin.access_keys:
+        key = admin.access_keys[0]
+        return {"aws_access_key_id": key.access_key_id, "aws_secret_access_key": key.secret_access_key}
+    return {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
 def _run_in_background(job, region: str, endpoint_url: str, workdir: Path) -> None:
     import boto3
 
-    kwargs = {
-        "endpoint_url": endpoint_url,
-        "region_name": region,
-        "aws_access_key_id": "testing",
-        "aws_secret_access_key": "testing",
-    }
+    kwargs = {"endpoint_url": endpoint_url, "region_name": region, **_job_credentials(job, region)}
     s3, logs = boto3.client("s3", **kwargs), boto3.client("logs", **kwargs)
 
     def on_status(status: str, message: str) -> None:
@@ -289,9 +345,11 @@ def _run_in_background(job, region: str, endpoint_url: str, workdir: Path) -> No
     now = datetime.now(UTC)
     on_status(
         outcome.secondary_status,
-        {"Completed": "Training job completed", "Failed": "Training job failed"}.get(
-            outcome.status, outcome.status
-        ),
+        {
+            "Completed": "Training job completed",
+            "Failed": "Training job failed",
+            "Stopped": "Training job stopped",
+        }.get(outcome.status, outcome.status),
     )
     job.secondary_status_transitions[-1]["EndTime"] = now
     job.final_metric_data_list = [

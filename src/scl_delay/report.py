@@ -111,3 +111,84 @@ def _png(fig, plt) -> bytes:
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
+
+
+# ---- inline figures: a PR comment shows Mermaid charts and Markdown tables without a login, and no image ----
+
+PR_CURVE_POINTS = 21  # recall 0.00, 0.05, ..., 1.00
+
+
+def sample_pr_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], points: int = PR_CURVE_POINTS) -> dict:
+    """PR curves (name -> (recall, precision)) sampled at evenly spaced recall levels, for metrics.json.
+
+    Each value is the interpolated precision: the best precision at a recall of at least that level (the
+    usual PR-curve interpolation), 0 where the level is never reached.
+    """
+    levels = np.linspace(0.0, 1.0, points)
+    sampled = {}
+    for name, (recall, precision) in curves.items():
+        recall, precision = np.asarray(recall, dtype=float), np.asarray(precision, dtype=float)
+        found = recall > 0  # a point that finds no delayed flight has no precision (scikit-learn says 1)
+        recall, precision = recall[found], precision[found]
+        sampled[name] = [
+            round(float(precision[recall >= level - 1e-12].max(initial=0.0)), 4) for level in levels
+        ]
+    return {"recall": [round(float(level), 4) for level in levels], "precision": sampled}
+
+
+def pr_curve_mermaid(pr_curve: dict, title: str = "Precision-recall, test split") -> str:
+    """A fenced Mermaid ``xychart-beta`` block: one line per curve over the sampled recall levels.
+
+    xychart-beta has no legend, so the caller names the lines in order.
+    """
+    labels = ", ".join(f'"{level:.2f}"' for level in pr_curve["recall"])
+    lines = [
+        "```mermaid",
+        "xychart-beta",
+        f'    title "{title}"',
+        f'    x-axis "recall (delayed)" [{labels}]',
+        '    y-axis "precision (delayed)" 0 --> 1',
+    ]
+    lines += [
+        f"    line [{', '.join(f'{value:.4f}' for value in values)}]"
+        for values in pr_curve["precision"].values()
+    ]
+    return "\n".join(lines + ["```"])
+
+
+def confusion_matrix_table(confusion: list[list[int]]) -> str:
+    """The 2x2 confusion matrix ``[[tn, fp], [fn, tp]]`` as a Markdown table, with row totals."""
+    (tn, fp), (fn, tp) = confusion
+    return "\n".join(
+        [
+            "| actual \\ predicted | on time | delayed | total |",
+            "|---|---:|---:|---:|",
+            f"| on time | {tn} | {fp} | {tn + fp} |",
+            f"| delayed | {fn} | {tp} | {fn + tp} |",
+        ]
+    )
+
+
+def inline_figures(metrics: dict) -> str:
+    """The PR comment's figures section from a metrics document (metrics.json): the test split's PR curves
+    as a Mermaid chart and its confusion matrix as a table; empty when the document has neither."""
+    test = metrics.get("test") or {}
+    parts = []
+    if metrics.get("pr_curve"):
+        names = list(metrics["pr_curve"]["precision"])
+        order = ", ".join(f"{i}. {name}" for i, name in enumerate(names, 1))
+        point = ""
+        if isinstance(test.get("recall"), float) and isinstance(test.get("precision"), float):
+            point = (
+                f" At the tuned threshold the model has recall {test['recall']:.3f}, "
+                f"precision {test['precision']:.3f}."
+            )
+        parts += [pr_curve_mermaid(metrics["pr_curve"]), "", f"Lines in order: {order}.{point}", ""]
+    if test.get("confusion_matrix"):
+        parts += [
+            "Confusion matrix, test split, at the tuned threshold:",
+            "",
+            confusion_matrix_table(test["confusion_matrix"]),
+            "",
+        ]
+    return "\n".join(parts)

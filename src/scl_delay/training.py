@@ -32,7 +32,7 @@ from .hyperparameters import Hyperparameters, parse_hyperparameters
 from .metric_lines import metric_lines
 from .metrics import classification_metrics, pr_curve, tune_threshold
 from .model import Split, fit_booster, predict_proba
-from .report import render_figures, render_markdown
+from .report import render_figures, render_markdown, sample_pr_curves
 from .schema import FlightColumns
 from .settings import TrainSettings
 
@@ -196,7 +196,9 @@ def run(settings: TrainSettings, overrides: Mapping[str, str], env: Mapping[str,
         evaluation["best_iteration"] = int(booster.attr("best_iteration") or booster.num_boosted_rounds() - 1)
     with stage("write"):
         metadata = _metadata(booster, spec, hp, evaluation, settings, env)
-        figures = render_figures(*evaluation.pop("_curves"))
+        curves = evaluation.pop("_curves")
+        evaluation["pr_curve"] = sample_pr_curves(curves[0])  # the PR comment's inline chart
+        figures = render_figures(*curves)
         report = render_markdown(evaluation, metadata)
         settings.output_data_dir.mkdir(parents=True, exist_ok=True)  # first: a complete artifact means exit 0
         (settings.output_data_dir / "data_quality.json").write_text(json.dumps(quality, indent=2))

@@ -12,11 +12,52 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
-ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/scl-delay-sagemaker-execution"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/scl-delay-sagemaker-training"
+SERVING_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/scl-delay-sagemaker-serving"
 APIGW_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/scl-delay-apigateway-invoke"
-IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/scl-delay:0123456789abcdef"
+REPOSITORY = "scl-delay"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 WEAK_COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
+GROUP = "scl-delay-test"  # the registry group the session's two jobs register in
+
+
+def image_for(commit: str) -> str:
+    """The image pr-train pushes for a commit: the ECR repository, tagged with the commit."""
+    return f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{REPOSITORY}:{commit}"
+
+
+IMAGE = image_for(COMMIT)
+
+
+def push_image(ecr, commit: str, repository: str = REPOSITORY) -> str:
+    """What `docker push` leaves in ECR, as moto records it: a manifest under the commit's tag; its digest."""
+    import hashlib
+    import json
+
+    try:
+        ecr.create_repository(repositoryName=repository)
+    except ecr.exceptions.RepositoryAlreadyExistsException:
+        pass
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "digest": f"sha256:{commit[:8] * 8}",
+        },
+        # moto's digest is the sha256 of the layer digests: one layer per commit gives each its own
+        "layers": [
+            {
+                "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "size": 1,
+                "digest": f"sha256:{hashlib.sha256(commit.encode()).hexdigest()}",
+            }
+        ],
+    }
+    image = ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=commit)
+    return image["image"]["imageId"]["imageDigest"]
+
+
 GOOD_HP = ["num_round=100", "early_stopping_rounds=20"]
 WEAK_HP = ["num_round=2", "max_depth=1", "feature_set=challenge", "early_stopping_rounds=0"]
 
@@ -38,19 +79,20 @@ def training_args(
     data: str,
     commit: str,
     hp: list[str],
-    state: str,
+    group: str = GROUP,
     base: Path | None = None,
     pr: str = "42",
+    endpoint: str = "scl-delay-none",
 ) -> list[str]:
     args = [
         "--image-uri",
-        IMAGE,
-        "--role-arn",
+        image_for(commit),
+        "--training-role-arn",
         ROLE_ARN,
         "--data",
         data,
         "--output-s3",
-        f"s3://{bucket}/artifacts",
+        f"s3://{bucket}/training",
         "--hyperparameters",
         str(ROOT / "hyperparameters.json"),
         "--commit",
@@ -59,8 +101,10 @@ def training_args(
         pr,
         "--repo",
         "acme/scl-delay",
-        "--state-s3",
-        state,
+        "--model-package-group",
+        group,
+        "--endpoint-name",
+        endpoint,
         "--result",
         str(out / "training_result.json"),
         "--report",

@@ -17,37 +17,50 @@ import boto3
 import pytest
 
 from .aws_helpers import (
+    ACCOUNT,
     COMMIT,
     GOOD_HP,
+    GROUP,
     REGION,
     ROOT,
     WEAK_COMMIT,
     WEAK_HP,
     free_port,
+    push_image,
     run_script,
     training_args,
-    unique,
     venv_env,
 )
 
 
 @pytest.fixture(scope="session")
 def moto(tmp_path_factory):
+    """The patched moto server with IAM enforced: every request after the bootstrap is authorised
+    (local_aws.iam_enforcement says what moto's evaluation leaves out)."""
+    from local_aws.iam_enforcement import enforce
     from local_aws.moto_server import start_moto_server
 
     root = tmp_path_factory.mktemp("moto")
     server = start_moto_server(root / "jobs", root / "moto.log")
+    try:
+        server.admin_env = enforce(server.url, REGION)
+    except BaseException:
+        server.stop()
+        raise
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)
 def aws_env(moto):
-    """boto3 in this process (and the scripts it starts) talks to moto with fake credentials."""
+    """boto3 in this process (and the scripts it starts) talks to moto as the local admin user; tests
+    that prove a policy run as a role of infra/scl-delay.yaml instead (tests/aws/test_iam_enforced.py)."""
     saved = dict(os.environ)
     for key in [k for k in os.environ if k.startswith("AWS_")]:
         del os.environ[key]
     os.environ.update(moto.client_env(REGION))
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.update(moto.admin_env)
     yield dict(os.environ)
     os.environ.clear()
     os.environ.update(saved)
@@ -74,10 +87,22 @@ def aas(aws_env):
 
 
 @pytest.fixture(scope="session")
-def bucket(s3):
-    name = unique("scl-delay-test")
-    s3.create_bucket(Bucket=name)
-    return name
+def infra(aws_env) -> dict[str, str]:
+    """infra/scl-delay.yaml applied to moto by the admin (local_aws.stack; idempotent): its outputs. Its roles
+    are real in moto's IAM, so a training job whose RoleArn is the template's training role runs as that role
+    (the local training backend) and may only read data/ and training/pr-*/input/ and write training/pr-*."""
+    from local_aws import stack
+
+    rendered = stack.render(
+        stack.TEMPLATE, {"GitHubOwner": "acme", "GitHubRepo": "scl-delay"}, ACCOUNT, REGION
+    )
+    return stack.apply(rendered, boto3.session.Session(region_name=REGION))
+
+
+@pytest.fixture(scope="session")
+def bucket(infra) -> str:
+    """The template's artifacts bucket: data/, training/pr-<N>/, deploy/<endpoint>/."""
+    return infra["ArtifactBucketName"]
 
 
 @pytest.fixture(scope="session")
@@ -89,38 +114,26 @@ def base_hyperparameters(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def training_state(bucket, s3) -> str:
-    """A state prefix whose live.json names an older model with known, modest metrics."""
-    state = f"s3://{bucket}/state-training"
-    live = {
-        "endpoint_name": "scl-delay-prod",
-        "training_job": "scl-delay-pr1-00000000-20260101-000000",
-        "commit": "00000000",
-        "metrics": {
-            "test:recall": 0.6,
-            "test:precision": 0.5,
-            "test:f1": 0.55,
-            "test:roc_auc": 0.7,
-            "test:pr_auc": 0.5,
-            "test:threshold": 0.4,
-        },
-    }
-    s3.put_object(Bucket=bucket, Key="state-training/live.json", Body=json.dumps(live).encode())
-    return state
+def ecr(aws_env):
+    return boto3.client("ecr", region_name=REGION)
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory, bucket, synthetic_csv, training_state, base_hyperparameters):
+def images(ecr) -> dict[str, str]:
+    """The two commits' images pushed to moto's ECR: commit -> digest."""
+    return {commit: push_image(ecr, commit) for commit in (COMMIT, WEAK_COMMIT)}
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, bucket, synthetic_csv, images, base_hyperparameters):
     """Two real training jobs through the local backend, at the same time: `good` in-process (main()),
-    `weak` through the training_job.py script in a subprocess."""
+    `weak` through the training_job.py script in a subprocess; both register in the group GROUP."""
     from scl_delay.aws.cli import training_job_main
 
     good_out, weak_out = tmp_path_factory.mktemp("good"), tmp_path_factory.mktemp("weak")
-    weak_args = training_args(
-        bucket, weak_out, str(synthetic_csv), WEAK_COMMIT, WEAK_HP, f"s3://{bucket}/state-weak", pr="43"
-    )
+    weak_args = training_args(bucket, weak_out, str(synthetic_csv), WEAK_COMMIT, WEAK_HP, GROUP, pr="43")
     good_args = training_args(
-        bucket, good_out, str(synthetic_csv), COMMIT, GOOD_HP, training_state, base=base_hyperparameters
+        bucket, good_out, str(synthetic_csv), COMMIT, GOOD_HP, GROUP, base=base_hyperparameters
     )
     started = time.monotonic()
     with ThreadPoolExecutor(1) as pool:

@@ -1,37 +1,87 @@
-"""deploy.py against a real moto server.
+"""deploy.py against a real moto server: the registry version of the merged commit, checked, gated,
+approved and deployed; rollback; teardown.
 
 What moto cannot do, and what these tests check instead:
 - endpoints are InService at once and no container runs: the tests check the Model/EndpointConfig/endpoint
-  recorded in moto (image, artifact, variant), not a running fleet;
+  recorded in moto (image, artifact, variant, tags), not a running fleet;
 - UpdateEndpoint is not in moto 5.2: the moto server runs our patch (local_aws.moto_update_endpoint), which
-  keeps the DeploymentConfig sent, so the blue/green + rollback-alarm request is checked, not performed;
-- API Gateway invoke URLs cannot be called in moto's server mode: the tests check the REST API's method,
-  integration (URI, role, response mappings), stage, API key and usage plan as configured.
+  keeps the DeploymentConfig sent and honours RetainAllVariantProperties; the blue/green shift is instant;
+- moto's CreateModel drops EnableNetworkIsolation: the request deploy.py builds is checked instead;
+- API Gateway invoke URLs cannot be called in moto's server mode: the smoke test goes to a stub gateway
+  (more lenient than API Gateway: no key check, no mapping) whose answer depends on which version is live.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import boto3
 import pytest
 
+from scl_delay.aws import endpoint as endpoint_module
+from scl_delay.aws import registry
 from scl_delay.aws.cli import deploy_main
+from scl_delay.aws.deploy import DeploySpec
 
-from .aws_helpers import APIGW_ROLE_ARN, COMMIT, REGION, ROLE_ARN, NoAws, unique
+from .aws_helpers import (
+    APIGW_ROLE_ARN,
+    COMMIT,
+    GROUP,
+    REGION,
+    SERVING_ROLE_ARN,
+    WEAK_COMMIT,
+    NoAws,
+    unique,
+)
 
 
-def deploy_args(endpoint: str, state: str, out, *extra: str) -> list[str]:
+def clone_versions(sm, group: str) -> dict[str, registry.Version]:
+    """The session's two registered versions (weak first, then good) re-registered in a fresh group, so each
+    test approves and rejects its own: same job, image, artifact and metadata."""
+    sm.create_model_package_group(ModelPackageGroupName=group)
+    out = {}
+    for commit, label in ((WEAK_COMMIT, "weak"), (COMMIT, "good")):
+        source = registry.for_commit(sm, GROUP, commit)
+        desc = sm.describe_model_package(ModelPackageName=source.arn)
+        arn = sm.create_model_package(
+            ModelPackageGroupName=group,
+            InferenceSpecification=desc["InferenceSpecification"],
+            CustomerMetadataProperties=desc["CustomerMetadataProperties"],
+            ModelApprovalStatus="PendingManualApproval",
+        )["ModelPackageArn"]
+        out[label] = registry.describe(sm, arn)
+    return out
+
+
+@pytest.fixture
+def target(bucket, tmp_path, trained, sm):
+    endpoint = unique("scl-ep")
+    group = unique("scl-grp")
+    return {
+        "endpoint": endpoint,
+        "group": group,
+        "versions": clone_versions(sm, group),
+        "deploy_s3": f"s3://{bucket}/deployed",
+        "out": tmp_path / "deploy.json",
+    }
+
+
+def deploy_args(t: dict, *extra: str) -> list[str]:
     return [
         "--endpoint-name",
-        endpoint,
-        "--state-s3",
-        state,
-        "--role-arn",
-        ROLE_ARN,
+        t["endpoint"],
+        "--model-package-group",
+        t["group"],
+        "--deploy-s3",
+        t["deploy_s3"],
+        "--serving-role-arn",
+        SERVING_ROLE_ARN,
         "--apigw-role-arn",
         APIGW_ROLE_ARN,
         "--out",
-        str(out),
+        str(t["out"]),
         "--wait-delay-seconds",
         "1",
         "--wait-max-attempts",
@@ -44,273 +94,283 @@ def deploy_args(endpoint: str, state: str, out, *extra: str) -> list[str]:
     ]
 
 
-@pytest.fixture
-def target(bucket, tmp_path):
-    endpoint = unique("scl-ep")
-    return {
-        "endpoint": endpoint,
-        "state": f"s3://{bucket}/{unique('state')}",
-        "out": tmp_path / "deploy.json",
-        "key": None,
-    }
+def result(t: dict) -> dict:
+    return json.loads(t["out"].read_text())
 
 
-def _live(s3, state: str) -> dict:
-    bucket, prefix = state.removeprefix("s3://").split("/", 1)
-    return json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}/live.json")["Body"].read())
+def live_arn(sm, endpoint: str) -> str | None:
+    version, _ = registry.live_version(sm, endpoint)
+    return version.arn if version else None
 
 
-def _names(call, key: str, field: str, prefix: str) -> list[str]:
-    """moto ignores NameContains on some list calls: filter here (deploy.py checks tags, not names)."""
-    return sorted(i[field] for i in call(MaxResults=100)[key] if i[field].startswith(prefix))
-
-
-def _api(gw, name: str) -> dict:
-    return next(a for a in gw.get_rest_apis(limit=500)["items"] if a["name"] == name)
-
-
-def test_first_deploy_creates_endpoint_scaling_gateway_and_records_live(
-    target, trained, sm, gw, aas, s3, tmp_path, monkeypatch
+def test_merge_deploys_the_commits_version_approved_isolated_from_the_deploy_only_copy(
+    target, sm, s3, gw, aas
 ):
-    """moto marks the endpoint InService at once and cannot call the gateway: the resources are checked as
-    recorded (model image and artifact, variant, scaling target and policy, method, integration, stage, key, plan)."""
-    github_output = tmp_path / "github_output"
-    monkeypatch.setenv("GITHUB_OUTPUT", str(github_output))
-    good = trained["good"]
-    ep = target["endpoint"]
+    env = {"AWS_REGION": REGION, "GITHUB_SHA": "9" * 40, "GITHUB_ACTOR": "octocat"}
+    assert deploy_main(deploy_args(target, "--commit", COMMIT), env=env) == 0
+    good = target["versions"]["good"]
+    approved = registry.describe(sm, good.arn)
+    assert approved.status == "Approved"
+    assert f"merge commit {'9' * 40} by @octocat" in approved.approval_description
+    assert approved.metadata["merged-by"] == "octocat" and approved.metadata["commit"] == COMMIT
+    assert live_arn(sm, target["endpoint"]) == good.arn
+
+    endpoint = sm.describe_endpoint(EndpointName=target["endpoint"])
+    model = sm.describe_model(ModelName=endpoint["EndpointConfigName"])
+    assert model["ExecutionRoleArn"] == SERVING_ROLE_ARN
+    copy = model["PrimaryContainer"]["ModelDataUrl"]
+    assert copy == f"{target['deploy_s3']}/{target['endpoint']}/v{good.number}/model.tar.gz"
+    assert model["PrimaryContainer"]["Image"] == good.image and "@sha256:" in good.image
+    # moto's CreateModel drops EnableNetworkIsolation: the request deploy.py builds is checked instead
+    spec = DeploySpec(region=REGION, endpoint_name=target["endpoint"], role_arn=SERVING_ROLE_ARN)
+    assert endpoint_module.model_request(spec, "m", good, copy)["EnableNetworkIsolation"] is True
+    bucket, key = copy.removeprefix("s3://").split("/", 1)
+    import hashlib
+
     assert (
-        deploy_main(deploy_args(ep, target["state"], target["out"], "--training-job", good["job_name"])) == 0
+        hashlib.sha256(s3.get_object(Bucket=bucket, Key=key)["Body"].read()).hexdigest()
+        == good.artifact_sha256
     )
 
-    endpoint = sm.describe_endpoint(EndpointName=ep)
-    assert endpoint["EndpointStatus"] == "InService"
-    config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
-    variant = config["ProductionVariants"][0]
-    assert (variant["VariantName"], variant["InstanceType"], variant["InitialInstanceCount"]) == (
-        "AllTraffic",
-        "ml.m5.large",
-        1,
-    )
-    model = sm.describe_model(ModelName=variant["ModelName"])
-    assert model["PrimaryContainer"]["ModelDataUrl"] == good["model_artifact"]
-    assert model["PrimaryContainer"]["Image"] == good["image"]
-    assert model["ExecutionRoleArn"] == ROLE_ARN
-    assert endpoint["EndpointConfigName"].startswith(f"{ep}-01234567-")  # traceable to the commit
-
-    rid = f"endpoint/{ep}/variant/AllTraffic"
-    target_ = aas.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[rid])[
-        "ScalableTargets"
+    out = result(target)
+    assert out["changed"] is True and out["version"] == good.number and out["previous_version"] is None
+    assert out["exit_code"] == 0 and out["gate"] == "no other version is live"
+    variant = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])[
+        "ProductionVariants"
     ][0]
-    assert (target_["MinCapacity"], target_["MaxCapacity"]) == (1, 3)
-    policy = aas.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=rid)["ScalingPolicies"][0]
-    tracking = policy["TargetTrackingScalingPolicyConfiguration"]
-    assert (
-        tracking["PredefinedMetricSpecification"]["PredefinedMetricType"]
-        == "SageMakerVariantInvocationsPerInstance"
-    )
-
-    api = _api(gw, ep)
-    predict = next(r for r in gw.get_resources(restApiId=api["id"])["items"] if r["path"] == "/predict")
-    method = gw.get_method(restApiId=api["id"], resourceId=predict["id"], httpMethod="POST")
-    assert method["apiKeyRequired"] is True
-    integration = method["methodIntegration"]
-    assert integration["type"] == "AWS"  # direct AWS service integration: no Lambda in the path
-    assert (
-        integration["uri"] == f"arn:aws:apigateway:{REGION}:runtime.sagemaker:path/endpoints/{ep}/invocations"
-    )
-    assert integration["credentials"] == APIGW_ROLE_ARN
-    responses = integration["integrationResponses"]
-    assert responses["400"]["selectionPattern"] == "424"  # ModelError from a container 4xx -> caller's 4xx
-    template = responses["400"]["responseTemplates"]["application/json"]
-    assert "$input.path('$.OriginalMessage')" in template  # the container's own error body
-    assert (
-        "#set($context.responseOverride.status = $original)" in template
-    )  # and its own status (413, 415...)
-    assert gw.get_stage(restApiId=api["id"], stageName="prod")["stageName"] == "prod"
-
-    result = json.loads(target["out"].read_text())
-    assert result["invoke_url"] == f"https://{api['id']}.execute-api.{REGION}.amazonaws.com/prod/predict"
-    plan = next(p for p in gw.get_usage_plans()["items"] if p["name"] == f"{ep}-plan")
-    assert plan["throttle"] == {"rateLimit": 20.0, "burstLimit": 40}
-    assert {"apiId": api["id"], "stage": "prod"} in [
-        {k: s[k] for k in ("apiId", "stage")} for s in plan["apiStages"]
+    assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.m5.large", 1)
+    rid = f"endpoint/{target['endpoint']}/variant/AllTraffic"
+    scalable = aas.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[rid])[
+        "ScalableTargets"
     ]
-    keys = gw.get_usage_plan_keys(usagePlanId=plan["id"])["items"]
-    assert [k["id"] for k in keys] == [result["api_key_id"]]
-    assert f"invoke_url={result['invoke_url']}" in github_output.read_text()
-    assert f"api_key_id={result['api_key_id']}" in github_output.read_text()
-
-    live = _live(s3, target["state"])
-    assert live["training_job"] == good["job_name"] and live["endpoint_name"] == ep
-    assert live["metrics"] == good["final_metrics"]
-    assert live["api"]["invoke_url"] == result["invoke_url"]
+    assert (scalable[0]["MinCapacity"], scalable[0]["MaxCapacity"]) == (1, 3)
+    api = gw.get_rest_api(restApiId=out["api_id"])
+    assert api["name"] == target["endpoint"]
 
 
-def test_second_run_with_same_inputs_changes_nothing(target, trained, sm, gw, s3, capsys):
-    """Checked through what moto records: no create/update call is made, no new gateway deployment, same live record."""
-    args = deploy_args(
-        target["endpoint"], target["state"], target["out"], "--training-job", trained["good"]["job_name"]
-    )
+def test_second_run_with_the_same_inputs_changes_nothing(target, sm, gw, capsys):
+    args = deploy_args(target, "--commit", COMMIT)
     assert deploy_main(args) == 0
-    first = json.loads(target["out"].read_text())
-    live_before = _live(s3, target["state"])
+    first = result(target)
     deployments = len(gw.get_deployments(restApiId=first["api_id"])["items"])
-    models = _names(sm.list_models, "Models", "ModelName", target["endpoint"])
     capsys.readouterr()
-
     assert deploy_main(args) == 0
-    second = json.loads(target["out"].read_text())
+    second = result(target)
     assert second["changed"] is False and second["actions"] == []
+    assert second["previous_version"] == second["version"] == first["version"]
     assert "no changes" in capsys.readouterr().out
-    assert second["invoke_url"] == first["invoke_url"] and second["api_key_id"] == first["api_key_id"]
     assert len(gw.get_deployments(restApiId=first["api_id"])["items"]) == deployments
-    assert _names(sm.list_models, "Models", "ModelName", target["endpoint"]) == models
-    assert _live(s3, target["state"]) == live_before
 
 
-def test_update_deploy_is_blue_green_with_rollback_alarms_and_cleans_the_old_version(target, trained, sm, s3):
-    """UpdateEndpoint runs on our moto patch: the DeploymentConfig is recorded, not executed."""
-    weak, good = trained["weak"], trained["good"]
-    assert (
-        deploy_main(
-            deploy_args(
-                target["endpoint"], target["state"], target["out"], "--training-job", weak["job_name"]
-            )
-        )
-        == 0
-    )
+def test_update_is_blue_green_watched_by_our_alarms_and_keeps_the_scaled_instance_count(target, sm, aas):
+    """Defects 3 and 4: the update keeps what auto scaling reached (RetainAllVariantProperties, honoured by
+    our UpdateEndpoint patch), and names alarms that exist before it starts."""
+    weak, good = target["versions"]["weak"], target["versions"]["good"]
+    assert deploy_main(deploy_args(target, "--commit", WEAK_COMMIT)) == 0
     old_config = sm.describe_endpoint(EndpointName=target["endpoint"])["EndpointConfigName"]
-    assert (
-        deploy_main(
-            deploy_args(
-                target["endpoint"],
-                target["state"],
-                target["out"],
-                "--training-job",
-                good["job_name"],
-                "--rollback-alarm",
-                "scl-delay-5xx",
-            )
-        )
-        == 0
+    sm.update_endpoint_weights_and_capacities(
+        EndpointName=target["endpoint"],
+        DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredInstanceCount": 3}],
     )
+    assert deploy_main(deploy_args(target, "--commit", COMMIT)) == 0
     endpoint = sm.describe_endpoint(EndpointName=target["endpoint"])
     assert endpoint["EndpointConfigName"] != old_config
+    assert endpoint["ProductionVariants"][0]["CurrentInstanceCount"] == 3
     deployment = endpoint["LastDeploymentConfig"]
     assert deployment["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"] == "ALL_AT_ONCE"
-    assert deployment["AutoRollbackConfiguration"]["Alarms"] == [{"AlarmName": "scl-delay-5xx"}]
-    names = _names(sm.list_endpoint_configs, "EndpointConfigs", "EndpointConfigName", target["endpoint"])
-    assert names == [endpoint["EndpointConfigName"]]  # the previous config and model were deleted
-    assert _names(sm.list_models, "Models", "ModelName", target["endpoint"]) == [
-        endpoint["EndpointConfigName"]
-    ]
-    result = json.loads(target["out"].read_text())
-    assert result["previous_training_job"] == weak["job_name"] and result["training_job"] == good["job_name"]
-    assert _live(s3, target["state"])["training_job"] == good["job_name"]
+    alarms = [a["AlarmName"] for a in deployment["AutoRollbackConfiguration"]["Alarms"]]
+    assert alarms == [f"{target['endpoint']}-5xx", f"{target['endpoint']}-latency-p99"]
+    cw = boto3.client("cloudwatch", region_name=REGION)
+    found = cw.describe_alarms(AlarmNames=alarms)["MetricAlarms"]
+    assert {a["MetricName"] for a in found} == {"Invocation5XXErrors", "ModelLatency"}
+    out = result(target)
+    assert (out["previous_version"], out["version"]) == (weak.number, good.number)
+    assert live_arn(sm, target["endpoint"]) == good.arn
+    configs = [c["EndpointConfigName"] for c in sm.list_endpoint_configs(MaxResults=100)["EndpointConfigs"]]
+    assert old_config not in configs  # the previous version's config and model were deleted
 
 
-def test_gate_refuses_a_worse_model_and_force_overrides_it(target, trained, sm, s3, capsys):
-    """The two models' metrics are real (their jobs ran `train` through the local backend); the refusal is
-    checked before any SageMaker call, so nothing moto fakes is involved."""
-    weak, good = trained["weak"], trained["good"]
-    assert weak["final_metrics"]["test:pr_auc"] < good["final_metrics"]["test:pr_auc"] - 0.01
-    assert (
-        deploy_main(
-            deploy_args(
-                target["endpoint"], target["state"], target["out"], "--training-job", good["job_name"]
-            )
-        )
-        == 0
-    )
-    live_config = sm.describe_endpoint(EndpointName=target["endpoint"])["EndpointConfigName"]
+def test_gate_rejects_a_worse_version_and_changes_nothing(target, sm, capsys):
+    weak, good = target["versions"]["weak"], target["versions"]["good"]
+    assert deploy_main(deploy_args(target, "--commit", COMMIT)) == 0
+    config = sm.describe_endpoint(EndpointName=target["endpoint"])["EndpointConfigName"]
     capsys.readouterr()
+    assert deploy_main(deploy_args(target, "--commit", WEAK_COMMIT)) == 3
+    assert "worse than the live model" in capsys.readouterr().err
+    rejected = registry.describe(sm, weak.arn)
+    assert rejected.status == "Rejected" and "worse than the live model" in rejected.approval_description
+    assert sm.describe_endpoint(EndpointName=target["endpoint"])["EndpointConfigName"] == config
+    out = result(target)
+    assert out["changed"] is False and out["previous_version"] == good.number and out["exit_code"] == 3
+    assert deploy_main(deploy_args(target, "--commit", WEAK_COMMIT, "--force")) == 0  # by hand, on purpose
+    assert live_arn(sm, target["endpoint"]) == weak.arn
 
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"metadata": {"commit": "ab" * 20}}, "the job trained commit 01234567"),
+        ({"metadata": {"artifact-sha256": "0" * 64}}, "the artifact changed after training"),
+        ({"digest": "sha256:" + "1" * 64}, "not pinned to the version's digest"),
+    ],
+    ids=["another-commit", "artifact-changed", "other-image"],
+)
+def test_a_version_that_is_not_what_the_commit_trained_is_refused_and_rejected(
+    target, sm, change, message, capsys
+):
+    """A package registered by a PR role claiming another commit, or whose artifact or image differs from
+    what its training job produced (DescribeTrainingJob is SageMaker's record, not the PR's)."""
+    good = target["versions"]["good"]
+    desc = sm.describe_model_package(ModelPackageName=good.arn)
+    spec = desc["InferenceSpecification"]
+    if "digest" in change:
+        spec["Containers"][0]["ImageDigest"] = change["digest"]
+    metadata = {**desc["CustomerMetadataProperties"], **change.get("metadata", {})}
+    arn = sm.create_model_package(
+        ModelPackageGroupName=target["group"],
+        InferenceSpecification=spec,
+        CustomerMetadataProperties=metadata,
+    )["ModelPackageArn"]
+    assert deploy_main(deploy_args(target, "--commit", metadata["commit"])) == 3
+    assert message in capsys.readouterr().err
+    assert registry.describe(sm, arn).status == "Rejected"
+    assert sm.list_endpoints(NameContains=target["endpoint"])["Endpoints"] == []
+    assert result(target)["changed"] is False
+
+
+def test_a_commit_with_no_registered_version_is_an_input_error_that_changed_nothing(target, capsys):
+    assert deploy_main(deploy_args(target, "--commit", "abc1234")) == 2
+    assert "no model package is registered for commit abc1234" in capsys.readouterr().err
+    out = result(target)
+    assert out["changed"] is False and out["exit_code"] == 2
+
+
+def test_rollback_rejects_the_live_version_and_redeploys_the_previous_approved_one(target, sm, capsys):
+    weak, good = target["versions"]["weak"], target["versions"]["good"]
+    assert deploy_main(deploy_args(target, "--commit", WEAK_COMMIT)) == 0
+    assert deploy_main(deploy_args(target, "--commit", COMMIT)) == 0
+    assert deploy_main(deploy_args(target, "--rollback", "--reason", "p99 too high")) == 0
+    assert live_arn(sm, target["endpoint"]) == weak.arn
+    failed = registry.describe(sm, good.arn)
+    assert failed.status == "Rejected" and "p99 too high" in failed.approval_description
+    out = result(target)
     assert (
-        deploy_main(
-            deploy_args(
-                target["endpoint"], target["state"], target["out"], "--training-job", weak["job_name"]
-            )
-        )
-        == 3
+        out["rolled_back"] is True
+        and out["version"] == weak.number
+        and out["rolled_back_from"] == good.number
     )
-    err = capsys.readouterr().err
-    assert "test:pr_auc" in err and "worse than the live model" in err and "--force" in err
-    assert sm.describe_endpoint(EndpointName=target["endpoint"])["EndpointConfigName"] == live_config
-    assert _live(s3, target["state"])["training_job"] == good["job_name"]
-    refused = json.loads(target["out"].read_text())
-    assert refused["previous_training_job"] == good["job_name"] and "gate refused" in refused["error"]
-
-    assert (
-        deploy_main(
-            deploy_args(
-                target["endpoint"],
-                target["state"],
-                target["out"],
-                "--training-job",
-                weak["job_name"],
-                "--force",
-            )
-        )
-        == 0
-    )
-    assert sm.describe_endpoint(EndpointName=target["endpoint"])["EndpointConfigName"] != live_config
-    assert _live(s3, target["state"])["training_job"] == weak["job_name"]
+    assert deploy_main(deploy_args(target, "--rollback")) == 2  # nothing Approved is left to go back to
+    assert "no other Approved version" in capsys.readouterr().err
 
 
-def test_deploy_picks_the_job_recorded_for_the_merged_commit(trained, training_state, tmp_path, sm):
-    endpoint = unique("scl-ep")
-    assert deploy_main(deploy_args(endpoint, training_state, tmp_path / "d.json", "--commit", COMMIT)) == 0
-    assert json.loads((tmp_path / "d.json").read_text())["training_job"] == trained["good"]["job_name"]
-    assert deploy_main(deploy_args(endpoint, training_state, tmp_path / "d.json", "--teardown")) == 0
+class _StubGateway:
+    """Answers the smoke test like the gateway would for the version that is live: 200 with a probability,
+    or 502 when ``failing`` names the live version's package. More lenient than API Gateway: no API key
+    check, no mapping templates (the gateway stand-in of the infra tests covers those)."""
+
+    def __init__(self, sm, endpoint: str):
+        self.failing: str | None = None
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                bad = stub.failing is not None and live_arn(sm, endpoint) == stub.failing
+                body = (
+                    b'{"error": {"code": "model_unavailable"}}'
+                    if bad
+                    else b'{"predictions": [{"probability": 0.31}]}'
+                )
+                self.send_response(502 if bad else 200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
 
-def test_teardown_removes_only_what_deploy_created(target, trained, sm, gw, aas, s3):
-    """Deletion is checked in moto's records; a look-alike resource without our tags must survive."""
+def test_a_failed_smoke_test_rolls_back_to_the_previous_version_exit_4(target, sm, monkeypatch):
+    weak, good = target["versions"]["weak"], target["versions"]["good"]
+    stub = _StubGateway(sm, target["endpoint"])
+    monkeypatch.setenv("SCL_EXECUTE_API_ENDPOINT_URL", stub.url)
+    smoke = ("--smoke-test", "--smoke-attempts", "2", "--smoke-delay-seconds", "0")
+    try:
+        assert deploy_main(deploy_args(target, "--commit", WEAK_COMMIT, *smoke)) == 0
+        assert result(target)["smoke"]["ok"] is True
+        stub.failing = good.arn
+        assert deploy_main(deploy_args(target, "--commit", COMMIT, *smoke)) == 4
+    finally:
+        stub.server.shutdown()
+        stub.server.server_close()
+    out = result(target)
+    assert out["changed"] is True and out["rolled_back"] is True and out["smoke"]["status"] == 502
+    assert out["rollback"]["version"] == weak.number and out["rollback"]["smoke"]["ok"] is True
+    assert live_arn(sm, target["endpoint"]) == weak.arn
+    assert registry.describe(sm, good.arn).status == "Rejected"
+
+
+def test_a_failed_update_rejects_the_version_and_registers_scaling_again(target, sm, aas, monkeypatch):
+    """Defect 7: an instance-type change releases auto scaling; the update fails (SageMaker's FailureReason is
+    played by a stub: moto has no fleet to fail) and the old fleet gets its scaling back in a finally."""
+    from scl_delay.aws import endpoint
+
+    good = target["versions"]["good"]
+    assert deploy_main(deploy_args(target, "--commit", WEAK_COMMIT)) == 0
+
+    def fail(*args, **kwargs):
+        raise endpoint.RollbackError("endpoint is InService on the old config", "alarm 5xx in alarm state")
+
+    monkeypatch.setattr(endpoint, "roll_out", fail)
+    assert deploy_main(deploy_args(target, "--commit", COMMIT, "--instance-type", "ml.m5.xlarge")) == 1
+    out = result(target)
+    assert out["failure_reason"] == "alarm 5xx in alarm state" and out["changed"] is True
+    assert registry.describe(sm, good.arn).status == "Rejected"
+    rid = f"endpoint/{target['endpoint']}/variant/AllTraffic"
+    assert aas.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[rid])["ScalableTargets"]
+
+
+def test_list_shows_versions_status_and_which_is_live(target, capsys):
+    assert deploy_main(deploy_args(target, "--commit", COMMIT)) == 0
+    capsys.readouterr()
+    assert deploy_main(deploy_args(target, "--list")) == 0
+    out = capsys.readouterr().out
+    good = target["versions"]["good"]
+    live_line = next(line for line in out.splitlines() if line.startswith("▶"))
+    assert f"{good.number}" in live_line and "Approved" in live_line and COMMIT[:8] in live_line
+    assert "PendingManualApproval" in out
+
+
+def test_teardown_keeps_the_registry_unless_purged_and_spares_look_alikes(target, sm, gw, aas):
     ep = target["endpoint"]
-    assert (
-        deploy_main(
-            deploy_args(ep, target["state"], target["out"], "--training-job", trained["good"]["job_name"])
-        )
-        == 0
-    )
-    # look-alikes that deploy.py did not create: same name prefix, no tags
+    assert deploy_main(deploy_args(target, "--commit", COMMIT)) == 0
     sm.create_model(
         ModelName=f"{ep}-handmade",
-        ExecutionRoleArn=ROLE_ARN,
+        ExecutionRoleArn=SERVING_ROLE_ARN,
         PrimaryContainer={"Image": "x", "ModelDataUrl": "s3://b/m.tar.gz"},
     )
-    other_api = gw.create_rest_api(name=f"{ep}-other")
-    other_key = gw.create_api_key(name=f"{ep}-key-other", enabled=True)
-
-    assert deploy_main(deploy_args(ep, target["state"], target["out"], "--teardown")) == 0
-
-    assert _names(sm.list_models, "Models", "ModelName", ep) == [f"{ep}-handmade"]
-    assert _names(sm.list_endpoint_configs, "EndpointConfigs", "EndpointConfigName", ep) == []
+    assert deploy_main(deploy_args(target, "--teardown")) == 0
+    assert [
+        m["ModelName"] for m in sm.list_models(MaxResults=100)["Models"] if m["ModelName"].startswith(ep)
+    ] == [f"{ep}-handmade"]
     assert ep not in [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]]
-    assert [a["id"] for a in gw.get_rest_apis(limit=500)["items"] if a["name"].startswith(ep)] == [
-        other_api["id"]
-    ]
-    assert [k["id"] for k in gw.get_api_keys(nameQuery=ep)["items"]] == [other_key["id"]]
-    assert not [p for p in gw.get_usage_plans()["items"] if p["name"] == f"{ep}-plan"]
-    rid = f"endpoint/{ep}/variant/AllTraffic"
-    assert (
-        aas.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[rid])["ScalableTargets"]
-        == []
-    )
-    bucket, prefix = target["state"].removeprefix("s3://").split("/", 1)
-    assert s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/live.json").get("KeyCount", 0) == 0
-
-    assert (
-        deploy_main(deploy_args(ep, target["state"], target["out"], "--teardown")) == 0
-    )  # nothing left: fine
+    assert not [a for a in gw.get_rest_apis(limit=500)["items"] if a["name"] == ep]
+    assert len(registry.versions(sm, target["group"])) == 2  # the history stays
+    assert deploy_main(deploy_args(target, "--teardown", "--purge-registry")) == 0
+    assert registry.versions(sm, target["group"]) == []
 
 
-def test_deploy_refuses_to_take_over_an_endpoint_it_did_not_create(target, trained, sm, capsys):
+def test_deploy_refuses_to_take_over_an_endpoint_it_did_not_create(target, sm, capsys):
     ep = target["endpoint"]
     sm.create_model(
         ModelName=f"{ep}-m",
-        ExecutionRoleArn=ROLE_ARN,
-        PrimaryContainer={"Image": "x", "ModelDataUrl": "s3://b/m.tar.gz"},
+        ExecutionRoleArn=SERVING_ROLE_ARN,
+        PrimaryContainer={"Image": "x", "ModelDataUrl": "s3://b/m"},
     )
     sm.create_endpoint_config(
         EndpointConfigName=f"{ep}-c",
@@ -324,102 +384,109 @@ def test_deploy_refuses_to_take_over_an_endpoint_it_did_not_create(target, train
         ],
     )
     sm.create_endpoint(EndpointName=ep, EndpointConfigName=f"{ep}-c")
-    assert (
-        deploy_main(
-            deploy_args(ep, target["state"], target["out"], "--training-job", trained["good"]["job_name"])
-        )
-        == 2
-    )
+    assert deploy_main(deploy_args(target, "--commit", COMMIT)) == 2
     assert "was not created by deploy.py" in capsys.readouterr().err
-    assert sm.describe_endpoint(EndpointName=ep)["EndpointConfigName"] == f"{ep}-c"
+    assert registry.describe(sm, target["versions"]["good"].arn).status == "PendingManualApproval"
 
 
-def test_unknown_or_unrecorded_training_job_is_an_input_error(target, capsys):
-    assert (
-        deploy_main(
-            deploy_args(target["endpoint"], target["state"], target["out"], "--training-job", "no-such-job")
-        )
-        == 2
-    )
-    assert "training job no-such-job does not exist" in capsys.readouterr().err
-    assert (
-        deploy_main(deploy_args(target["endpoint"], target["state"], target["out"], "--commit", "abc123"))
-        == 2
-    )
-    assert "no training job is recorded for commit abc123" in capsys.readouterr().err
-    result = json.loads(target["out"].read_text())  # written on this failure too: the workflow reads it
-    assert "no training job is recorded for commit abc123" in result["error"]
+BASE = [
+    "--deploy-s3",
+    "s3://b-ok/deployed",
+    "--serving-role-arn",
+    SERVING_ROLE_ARN,
+    "--apigw-role-arn",
+    APIGW_ROLE_ARN,
+]
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
         (
-            ["--state-s3", "s3://b-ok/state", "--apigw-role-arn", APIGW_ROLE_ARN, "--training-job", "j"],
-            "missing --role-arn (or $SAGEMAKER_ROLE_ARN)",
+            BASE[:2] + BASE[4:] + ["--commit", COMMIT],
+            "missing --serving-role-arn (or $SAGEMAKER_SERVING_ROLE_ARN)",
         ),
+        (BASE[:4] + ["--commit", COMMIT], "missing --apigw-role-arn (or $API_GATEWAY_ROLE_ARN)"),
+        (BASE[2:] + ["--commit", COMMIT], "missing --deploy-s3 (or $DEPLOY_S3_PREFIX)"),
+        (BASE, "missing --commit (or $GIT_COMMIT)"),
         (
-            ["--state-s3", "s3://b-ok/state", "--role-arn", ROLE_ARN, "--training-job", "j"],
-            "missing --apigw-role-arn (or $API_GATEWAY_ROLE_ARN)",
-        ),
-        (
-            ["--role-arn", ROLE_ARN, "--apigw-role-arn", APIGW_ROLE_ARN, "--training-job", "j"],
-            "missing --state-s3 (or $SCL_STATE_S3_URI)",
-        ),
-        (
-            ["--state-s3", "s3://b-ok/state", "--role-arn", ROLE_ARN, "--apigw-role-arn", APIGW_ROLE_ARN],
-            "missing --training-job (or $TRAINING_JOB_NAME), or --commit",
-        ),
-        (
-            [
-                "--state-s3",
-                "s3://b-ok/state",
-                "--role-arn",
-                ROLE_ARN,
-                "--apigw-role-arn",
-                APIGW_ROLE_ARN,
-                "--training-job",
-                "j",
-                "--endpoint-name",
-                "bad_name",
-            ],
+            BASE + ["--commit", COMMIT, "--endpoint-name", "bad_name"],
             "--endpoint-name 'bad_name' is not a valid",
         ),
+        (BASE + ["--commit", COMMIT, "--endpoint-name", "SCL-Delay"], "must be lower-case"),
         (
-            [
-                "--state-s3",
-                "s3://b-ok/state",
-                "--role-arn",
-                ROLE_ARN,
-                "--apigw-role-arn",
-                APIGW_ROLE_ARN,
-                "--training-job",
-                "j",
-                "--min-capacity",
-                "3",
-                "--max-capacity",
-                "2",
-            ],
+            BASE + ["--commit", COMMIT, "--min-capacity", "3", "--max-capacity", "2"],
             "need 1 <= --min-capacity",
         ),
+        (BASE + ["--commit", COMMIT, "--tolerance", "lots"], "a numeric flag has a bad value"),
         (
-            [
-                "--state-s3",
-                "s3://b-ok/state",
-                "--role-arn",
-                ROLE_ARN,
-                "--apigw-role-arn",
-                APIGW_ROLE_ARN,
-                "--training-job",
-                "j",
-                "--tolerance",
-                "lots",
-            ],
-            "a numeric flag has a bad value",
+            BASE + ["--commit", COMMIT, "--data-capture-percent", "150"],
+            "--data-capture-percent must be 0..100",
         ),
-        (["--state-s3", "bucket/state", "--teardown"], "--state-s3 must look like s3://bucket/prefix"),
+        (["--teardown", "--deploy-s3", "bucket/x"], "--deploy-s3 must look like s3://bucket/prefix"),
+        (["--purge-registry"], "--purge-registry goes with --teardown"),
     ],
 )
 def test_deploy_input_errors_are_named_before_any_aws_call(args, message, capsys):
     assert deploy_main(args, env={"AWS_REGION": REGION}, clients_factory=NoAws()) == 2
     assert message in capsys.readouterr().err
+
+
+def test_an_image_tag_that_names_another_digest_is_refused():
+    """The trained commit's tag must still name the version's digest. With the template's ECR repository
+    (immutable tags) a tag cannot move; a stub plays a mutable registry where it did."""
+    from scl_delay.aws.provenance import ProvenanceError, check_image_for_commit
+
+    class _Ecr:
+        def describe_images(self, **kwargs):
+            assert kwargs["imageIds"] == [{"imageTag": COMMIT}] and kwargs["repositoryName"] == "scl-delay"
+            return {"imageDetails": [{"imageDigest": "sha256:" + "9" * 64}]}
+
+    version = registry.Version(
+        arn="arn:aws:sagemaker:us-east-1:1:model-package/g/1",
+        group="g",
+        number=1,
+        status="PendingManualApproval",
+        image=f"123456789012.dkr.ecr.us-east-1.amazonaws.com/scl-delay@sha256:{'1' * 64}",
+        image_digest=f"sha256:{'1' * 64}",
+        artifact="s3://b/m.tar.gz",
+    )
+    with pytest.raises(ProvenanceError, match=f"the image tagged {COMMIT} is sha256:9999"):
+        check_image_for_commit(_Ecr(), version, COMMIT)
+
+
+def test_the_gate_reads_metrics_json_of_the_checked_artifact_when_sagemaker_scraped_none():
+    """Defect 10: the fallback path (a metric missing from FinalMetricDataList) is reached and works."""
+    import io
+    import tarfile
+
+    from scl_delay.aws.provenance import gate_metrics
+    from scl_delay.aws.training_job import artifact_files
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        data = json.dumps({"test": {"pr_auc": 0.61, "recall": 0.7}}).encode()
+        info = tarfile.TarInfo("metrics.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    desc = {
+        "AlgorithmSpecification": {"MetricDefinitions": [{"Name": "test:recall", "Regex": "x"}]},
+        "FinalMetricDataList": [{"MetricName": "test:recall", "Value": 0.72}],
+    }
+    metrics = gate_metrics(desc, artifact_files(buffer.getvalue()))
+    assert metrics["test:pr_auc"] == 0.61  # from the artifact
+    assert metrics["test:recall"] == 0.72  # what SageMaker scraped wins
+
+
+def test_data_capture_and_two_instances_for_availability_zones(target, sm):
+    """As moto records the endpoint config (it keeps DataCaptureConfig as sent)."""
+    args = deploy_args(target, "--commit", COMMIT, "--data-capture-percent", "25", "--instance-count", "2")
+    args[args.index("--min-capacity") + 1] = "2"
+    assert deploy_main(args) == 0
+    config = sm.describe_endpoint_config(
+        EndpointConfigName=sm.describe_endpoint(EndpointName=target["endpoint"])["EndpointConfigName"]
+    )
+    assert config["ProductionVariants"][0]["InitialInstanceCount"] == 2
+    capture = config["DataCaptureConfig"]
+    assert capture["EnableCapture"] is True and capture["InitialSamplingPercentage"] == 25
+    assert capture["DestinationS3Uri"] == f"{target['deploy_s3']}/{target['endpoint']}/data-capture"

@@ -64,6 +64,14 @@ class AwsClients:
     def autoscaling(self):
         return self.client("application-autoscaling")
 
+    @cached_property
+    def ecr(self):
+        return self.client("ecr")
+
+    @cached_property
+    def cloudwatch(self):
+        return self.client("cloudwatch")
+
 
 def make_clients(region: str) -> AwsClients:
     return AwsClients(region)

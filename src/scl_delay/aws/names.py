@@ -23,6 +23,8 @@ TAG_PR = f"{TAG_PREFIX}pr"
 TAG_REPO = f"{TAG_PREFIX}repo"
 TAG_DEPLOYMENT = f"{TAG_PREFIX}deployment"
 TAG_TRAINING_JOB = f"{TAG_PREFIX}training-job"
+TAG_MODEL_PACKAGE = f"{TAG_PREFIX}model-package"
+ROLE_ARN_RE = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 S3_RE = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(.*))?$")
 
 
@@ -36,12 +38,51 @@ def slug(text: str) -> str:
 
 
 def check_name(name: str, what: str = "name") -> str:
+    """A valid SageMaker name, lower-case: SageMaker lower-cases the names inside ARNs, and IAM matches
+    resource ARNs case-sensitively, so a policy written for ``scl-delay-*`` must see the name as typed."""
     if not NAME_RE.match(name):
         raise NameError_(
             f"{what} {name!r} is not a valid SageMaker name: 1-63 letters, digits and single "
             f"hyphens, starting and ending with a letter or digit"
         )
+    if name != name.lower():
+        raise NameError_(
+            f"{what} {name!r} must be lower-case (SageMaker lower-cases ARNs; IAM policies match them as written)"
+        )
     return name
+
+
+def partition(region: str) -> str:
+    """The ARN partition of a region: ``aws``, ``aws-cn`` or ``aws-us-gov``."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def dns_suffix(region: str) -> str:
+    """Service host suffix: ``amazonaws.com``, or ``amazonaws.com.cn`` in the China regions."""
+    return "amazonaws.com.cn" if partition(region) == "aws-cn" else "amazonaws.com"
+
+
+def console_host(region: str) -> str:
+    return {
+        "aws-cn": "console.amazonaws.cn",
+        "aws-us-gov": "console.amazonaws-us-gov.com",
+    }.get(partition(region), f"{region}.console.aws.amazon.com")
+
+
+def endpoint_log_group(endpoint: str) -> str:
+    """Where SageMaker writes an endpoint's container logs (named from the endpoint, not the model)."""
+    return f"/aws/sagemaker/Endpoints/{endpoint}"
+
+
+def job_prefix(output_s3: str, commit: str, pr_number: str | None) -> str:
+    """The one S3 prefix a PR's training writes under: ``<output>/pr-<N>`` (``commit-<sha8>`` without a PR).
+    A slash ends every prefix an IAM policy grants, so ``pr-1`` never matches ``pr-12``."""
+    leaf = f"pr-{slug(pr_number)}" if pr_number else f"commit-{short_commit(commit)}"
+    return join_s3(output_s3, leaf)
 
 
 def _fit(prefix: str, suffix: str) -> str:
@@ -101,3 +142,10 @@ def parse_s3_uri(uri: str, what: str = "S3 URI") -> tuple[str, str]:
 
 def join_s3(uri: str, *parts: str) -> str:
     return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts if p)])
+
+
+def check_role_arn(value: str, what: str) -> str | None:
+    """None if ``value`` is an IAM role ARN (any partition), else the problem, naming the flag."""
+    if ROLE_ARN_RE.match(value or ""):
+        return None
+    return f"{what} must be an IAM role ARN (arn:<partition>:iam::<account>:role/<name>), got {value!r}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..metric_lines import HIGHER_IS_BETTER, METRIC_TITLES
+from ..report import inline_figures
 
 REPORT_MARKER = "<!-- scl-delay-training-report -->"
 
@@ -52,6 +53,8 @@ def render_report(
     base_hyperparameters: Mapping[str, str] | None,
     base_label: str,
     training_report: str | None = None,
+    region: str | None = None,
+    artifact_metrics: Mapping | None = None,
 ) -> str:
     job, status = result["job_name"], result["status"]
     lines = [REPORT_MARKER, f"## scl-delay training `{job}`: {status}", ""]
@@ -70,7 +73,8 @@ def render_report(
         lines += [
             (
                 f"### Metrics against the live model `{live.get('training_job', '?')}` "
-                f"(endpoint `{live.get('endpoint_name', '?')}`, commit `{live.get('commit', '?')}`)"
+                f"({live.get('version_label') or 'unversioned'}, endpoint `{live.get('endpoint_name', '?')}`, "
+                f"commit `{live.get('commit', '?')}`)"
             ),
             "",
         ]
@@ -85,6 +89,8 @@ def render_report(
         "",
     ]
 
+    lines += figures_section(artifact_metrics)
+    lines += registry_section(result, live, region)
     lines += [f"### Hyperparameters changed against {base_label}", ""]
     changes = hyperparameter_changes(result["hyperparameters"], base_hyperparameters)
     if base_hyperparameters is None:
@@ -111,3 +117,46 @@ def render_report(
             "",
         ]
     return "\n".join(lines)
+
+
+def registry_section(result: Mapping, live: Mapping | None, region: str | None) -> list[str]:
+    """Markdown lines: the model package this PR registered, its status, and the live version beside it."""
+    arn = result.get("model_package_arn")
+    if not arn:
+        return []
+    group, number = result.get("model_package_group", "?"), result.get("model_package_version", "?")
+    link = f"`{group}` **v{number}**"
+    if region:
+        from .names import console_host
+
+        url = (
+            f"https://{console_host(region)}/sagemaker/home?region={region}#/model-registry/{group}/{number}"
+        )
+        link = f"[{group} v{number}]({url})"
+    lines = [
+        "### Model registry",
+        "",
+        f"- registered {link}: **{result.get('model_package_status', '?')}**; merging this PR approves and "
+        f"deploys it if it passes the gate against the live version",
+        f"- package: `{arn}`",
+        f"- image: `{result.get('image', '?')}`; artifact sha256 `{str(result.get('artifact_sha256', '?'))[:16]}…`",
+    ]
+    if live:
+        lines.append(
+            f"- live: {live.get('version_label', '?')} (commit `{str(live.get('commit', '?'))[:8]}`); the table "
+            f"above compares against it"
+        )
+    else:
+        lines.append("- live: none yet")
+    lines.append(f"- inspect: `aws sagemaker describe-model-package --model-package-name {arn}`")
+    return [*lines, ""]
+
+
+def figures_section(artifact_metrics: Mapping | None) -> list[str]:
+    """The precision-recall curve (Mermaid) and confusion matrix (table) inline, from the artifact's
+    metrics.json: GitHub draws both in the comment, no login or image hosting needed; the PNGs stay
+    artifacts."""
+    figures = inline_figures(dict(artifact_metrics)) if artifact_metrics else ""
+    if not figures:
+        return []
+    return ["### Precision-recall and confusion matrix (test split)", "", figures, ""]
