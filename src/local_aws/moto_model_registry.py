@@ -42,8 +42,12 @@ def install() -> None:
         self.sagemaker_backend.delete_model_package_group(self._get_param("ModelPackageGroupName"))
         return EmptyResult()
 
-    SageMakerModelBackend.delete_model_package = delete_model_package
-    SageMakerModelBackend.delete_model_package_group = delete_model_package_group
-    SageMakerResponse.delete_model_package = delete_model_package_response
-    SageMakerResponse.delete_model_package_group = delete_model_package_group_response
-    SageMakerModelBackend._scl_registry_deletes = True
+    # moto's classes lack these calls: added at run time, which a type checker cannot follow
+    for cls, name, value in (
+        (SageMakerModelBackend, "delete_model_package", delete_model_package),
+        (SageMakerModelBackend, "delete_model_package_group", delete_model_package_group),
+        (SageMakerResponse, "delete_model_package", delete_model_package_response),
+        (SageMakerResponse, "delete_model_package_group", delete_model_package_group_response),
+        (SageMakerModelBackend, "_scl_registry_deletes", True),
+    ):
+        setattr(cls, name, value)

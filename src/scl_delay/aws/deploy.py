@@ -98,9 +98,9 @@ def check_spec(spec: DeploySpec, *, teardown: bool = False) -> None:
             problems.append(str(e))
     elif not teardown:
         problems.append("missing --deploy-s3 (or $DEPLOY_S3_PREFIX)")
-    for value, what in ((spec.role_arn, "--serving-role-arn"), (spec.apigw_role_arn, "--apigw-role-arn")):
-        if value:
-            problem = names.check_role_arn(value, what)
+    for arn, what in ((spec.role_arn, "--serving-role-arn"), (spec.apigw_role_arn, "--apigw-role-arn")):
+        if arn:
+            problem = names.check_role_arn(arn, what)
             if problem:
                 problems.append(problem)
     if not 1 <= spec.min_capacity <= spec.max_capacity:
@@ -135,13 +135,13 @@ def select_version(sm, spec: DeploySpec) -> registry.Version:
         raise InputError(f"{group} has no version {spec.model_version}")
     if not spec.commit:
         raise InputError("missing --commit (the trained commit) or --model-version")
-    version = registry.for_commit(sm, group, spec.commit)
-    if version is None:
+    found = registry.for_commit(sm, group, spec.commit)
+    if found is None:
         raise InputError(
             f"no model package is registered for commit {spec.commit} in {group}: did its PR's training "
             f"job complete? (deploy what was trained for the merge, or train the merge commit first)"
         )
-    return version
+    return found
 
 
 def live_metrics(sm, live: registry.Version | None) -> dict[str, float]:
@@ -267,7 +267,7 @@ def _check_and_gate(clients, spec: DeploySpec, version, live, say) -> tuple[str,
         job = provenance.check_job(sm, version, spec.commit)
         provenance.check_image_for_commit(clients.ecr, version, version.commit or spec.commit or "")
         artifact, files, copied = provenance.copy_artifact(
-            clients.s3, version, spec.deploy_s3, spec.endpoint_name
+            clients.s3, version, spec.deploy_s3 or "", spec.endpoint_name
         )
         if copied:
             say(f"copied the artifact (sha256 checked) to {artifact}")
@@ -478,8 +478,8 @@ def teardown(
     versions stay (they are the history) unless ``purge_registry``."""
     sm = clients.sagemaker
     done = gateway.delete_gateway(clients.apigateway, spec)
-    if endpoint.describe_endpoint(sm, spec.endpoint_name) is not None:
-        current = endpoint.describe_endpoint(sm, spec.endpoint_name)
+    current = endpoint.describe_endpoint(sm, spec.endpoint_name)
+    if current is not None:
         if ownership.is_ours(ownership.sagemaker_tags(sm, current["EndpointArn"]), spec.endpoint_name):
             done += scaling.delete_autoscaling(clients.autoscaling, spec.endpoint_name)
     done += endpoint.delete_endpoint(sm, spec, say)

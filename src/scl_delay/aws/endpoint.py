@@ -71,7 +71,7 @@ def model_request(spec: DeploySpec, name: str, version: registry.Version, artifa
 
 
 def endpoint_config_request(spec: DeploySpec, name: str, model: str, version: registry.Version) -> dict:
-    request = {
+    request: dict = {
         "EndpointConfigName": name,
         "ProductionVariants": [
             {
@@ -88,7 +88,7 @@ def endpoint_config_request(spec: DeploySpec, name: str, model: str, version: re
         request["DataCaptureConfig"] = {
             "EnableCapture": True,
             "InitialSamplingPercentage": spec.data_capture_percent,
-            "DestinationS3Uri": names.join_s3(spec.deploy_s3, spec.endpoint_name, "data-capture"),
+            "DestinationS3Uri": names.join_s3(spec.deploy_s3 or "", spec.endpoint_name, "data-capture"),
             "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
             "CaptureContentTypeHeader": {
                 "CsvContentTypes": ["text/csv"],
@@ -268,6 +268,7 @@ def roll_out(sm, spec: DeploySpec, config: str, alarms: list[str], same_instance
     current = describe_endpoint(sm, spec.endpoint_name)
     strategy = choose_strategy(current, config)
     if strategy is Strategy.UNCHANGED:
+        assert current is not None  # unchanged: the endpoint exists and serves ``config`` already
         return current
     if strategy is Strategy.CREATE:
         sm.create_endpoint(

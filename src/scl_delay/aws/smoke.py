@@ -58,7 +58,7 @@ def local_url(invoke_url: str, env: Mapping[str, str]) -> str:
     if not base:
         return invoke_url
     parts = urllib.parse.urlsplit(invoke_url)
-    api_id = parts.hostname.split(".", 1)[0]
+    api_id = (parts.hostname or "").split(".", 1)[0]
     return f"{base.rstrip('/')}/{api_id}{parts.path}"
 
 

@@ -471,12 +471,12 @@ def check_spec(spec: TrainingJobSpec) -> None:
             names.check_name(value, what)
         except InputError as e:
             problems.append(str(e))
-    for value, what in ((spec.data, "--data"), (spec.validation_data, "--validation-data")):
-        if value and not value.startswith("s3://") and not Path(value).is_file():
-            problems.append(f"{what} {value!r} is neither an s3:// URI nor an existing file")
-        elif value and value.startswith("s3://"):
+    for uri, what in ((spec.data, "--data"), (spec.validation_data, "--validation-data")):
+        if uri and not uri.startswith("s3://") and not Path(uri).is_file():
+            problems.append(f"{what} {uri!r} is neither an s3:// URI nor an existing file")
+        elif uri and uri.startswith("s3://"):
             try:
-                names.parse_s3_uri(value, what)
+                names.parse_s3_uri(uri, what)
             except InputError as e:
                 problems.append(str(e))
     role_problem = names.check_role_arn(spec.role_arn, "--training-role-arn")
