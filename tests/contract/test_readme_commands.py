@@ -42,6 +42,10 @@ NOT_RUN_HERE = {
     "workflows read (tests/unit/test_workflows.py::test_the_readme_setup_sets_every_variable_the_workflows_read)",
     r'gh api --method POST "repos/\{owner\}/\{repo\}/rulesets" ': "GitHub setup: applies "
     ".github/rulesets/main.json, checked against the workflows' check names by tests/unit/test_workflows.py",
+    r"read OWNER_ID REPO_ID < <\(gh api repos/OWNER/REPO ": "GitHub setup (gh auth): the ids the OIDC trust "
+    "takes; the trust's claim forms are tested in tests/aws/test_infra.py",
+    r"aws cloudformation deploy --stack-name scl-delay --template-file infra/scl-delay\.yaml ": "an AWS "
+    "account; the template is cfn-linted and applied to moto by tests/aws (local_aws.stack)",
 }
 RUN_HERE = (
     r"make help$",
