@@ -285,7 +285,7 @@ def test_serve_answers_ping(server):
 
 def test_serve_answers_json_invocations(server):
     response = requests.post(
-        f"{server.url}/invocations", json={"instances": [FLIGHT, {**FLIGHT, "TIPOVUELO": "N"}]}, timeout=30
+        f"{server.url}/invocations", json={"instances": [FLIGHT, {**FLIGHT, "OPERA": "Sky Airline"}]}, timeout=30
     )
     assert response.status_code == 200, _message(response)
     predictions = response.json()["predictions"]
@@ -311,12 +311,16 @@ def test_serve_answers_csv_invocations_like_json(server):
     assert response.json()["predictions"] == as_json.json()["predictions"], _message(response)
 
 
-def test_serve_rejects_an_unknown_airline_with_400_naming_the_field(server):
-    response = requests.post(
-        f"{server.url}/invocations", json={"instances": [{**FLIGHT, "OPERA": "XX"}]}, timeout=30
-    )
+def test_serve_scores_an_unknown_airline_flagged_and_rejects_it_on_request(server):
+    """Default policy: a value the model never saw is scored as training scores it and named in the answer;
+    ``unknown=reject`` makes it a 400 naming the field."""
+    record = {"instances": [{**FLIGHT, "OPERA": "XX"}]}
+    response = requests.post(f"{server.url}/invocations", json=record, timeout=30)
+    assert response.status_code == 200, _message(response)
+    assert response.json()["predictions"][0]["unknown"] == ["OPERA"], _message(response)
+    response = requests.post(f"{server.url}/invocations?unknown=reject", json=record, timeout=30)
     assert response.status_code == 400, _message(response)
-    assert "OPERA" in response.text, _message(response)
+    assert response.json()["error"]["field"] == "OPERA", _message(response)
 
 
 def test_serve_exits_cleanly_within_30_s_of_sigterm(trained, tmp_path):
@@ -358,9 +362,9 @@ def test_the_rehearsal_runs_the_training_job_inside_the_image(image, tmp_path):
     assert result.returncode == 0, out[-4000:] + result.stderr[-4000:]
     assert "artifact in /opt/ml/model" in out, out[-4000:]  # the path inside the container, not a host folder
     assert re.search(r"training job scl-delay-\S+ Completed", out), out[-4000:]
-    assert re.search(r'== InvokeEndpoint scl-delay: \{"predictions": \[\{"probability"', out), out[-4000:]
+    assert re.search(r'gateway POST \S+/predict -> 200 \{"predictions": \[\{"probability"', out), out[-4000:]
     assert "### Metrics against the live model `scl-delay-pr1-" in out  # PR 2's comment
-    assert "== PR 2 merged: " in out and "teardown of scl-delay:" in out
+    assert "== merge PR 2: exit 0; changed=True" in out and "teardown of scl-delay:" in out, out[-4000:]
 
 
 def test_bench_image_measures_the_image_in_its_cheap_mode(image):
