@@ -285,7 +285,9 @@ def test_serve_answers_ping(server):
 
 def test_serve_answers_json_invocations(server):
     response = requests.post(
-        f"{server.url}/invocations", json={"instances": [FLIGHT, {**FLIGHT, "OPERA": "Sky Airline"}]}, timeout=30
+        f"{server.url}/invocations",
+        json={"instances": [FLIGHT, {**FLIGHT, "OPERA": "Sky Airline"}]},
+        timeout=30,
     )
     assert response.status_code == 200, _message(response)
     predictions = response.json()["predictions"]
