@@ -31,7 +31,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from local_aws.process import free_port
 from local_aws.real_dataset import find_real_dataset, why_absent
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,12 +68,6 @@ def ensure_wrk() -> str:
 
 def say(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def env_with(**extra: str) -> dict[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -139,9 +138,3 @@ class NoAws:
 
     def __call__(self, region):
         raise AssertionError(f"AWS clients were requested (region {region}) before input validation failed")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -16,6 +16,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+from local_aws.process import free_port
+
 from .aws_helpers import (
     ACCOUNT,
     COMMIT,
@@ -25,7 +27,6 @@ from .aws_helpers import (
     ROOT,
     WEAK_COMMIT,
     WEAK_HP,
-    free_port,
     push_image,
     run_script,
     training_args,
