@@ -99,7 +99,7 @@ def _package(sm, status: str | None) -> dict:
 def test_admin_session_is_enforced_too(infra):
     """Enforcement is on: unknown keys are refused, so a passing role test means the policy allowed it."""
     fake = boto3.client(
-        "sagemaker", region_name=REGION, aws_access_key_id="AKIAFAKEFAKEFAKEFAKE", aws_secret_access_key="x"
+        "sagemaker", region_name=REGION, aws_access_key_id="no-such-key", aws_secret_access_key="x"
     )
     with pytest.raises(ClientError) as e:
         fake.list_endpoints()
