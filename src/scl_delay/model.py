@@ -156,6 +156,8 @@ class Predictor:
         self.booster, self.spec, self.threshold = booster, spec, threshold
         self.iteration_range = best_iterations(booster)  # once: each lookup is a call into libxgboost
         self.walk, self.walk_max_rows = self._checked_tree_walk()
+        if spec.feature_set == "full":
+            spec.calendar_tables  # noqa: B018 -- built now: in gunicorn's master, shared by the workers
 
     @classmethod
     def from_bytes(cls, data: bytes, spec: FeatureSpec, threshold: float) -> Predictor:

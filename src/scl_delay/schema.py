@@ -164,7 +164,7 @@ class FlightColumns:
     """Parsed, validated columns. Rows that failed validation hold placeholders; see ``valid``."""
 
     scheduled: np.ndarray  # datetime64[s], Santiago local time; NaT where not given
-    month: np.ndarray  # int8, 1..12: from Fecha-I when given, else MES
+    given_month: np.ndarray  # int8, MES as given (0 where not); see ``month``
     airline: np.ndarray  # object (str), canonical spelling
     flight_type: np.ndarray  # object (str), "I" or "N"
     destination: np.ndarray  # object (str) airport code; "" where not given
@@ -174,6 +174,12 @@ class FlightColumns:
 
     def __len__(self) -> int:
         return len(self.valid)
+
+    @cached_property
+    def month(self) -> np.ndarray:
+        """int8, 1..12: from Fecha-I when given, else MES (computed when a feature set asks for it)."""
+        from_date = self.scheduled.astype("datetime64[M]").astype(int) % 12 + 1
+        return np.where(np.isnat(self.scheduled), self.given_month, from_date).astype(np.int8)
 
     def subset(self, mask: np.ndarray) -> FlightColumns:
         return FlightColumns(*(getattr(self, f)[mask] for f in self.__dataclass_fields__))
@@ -204,22 +210,25 @@ def _santiago() -> ZoneInfo:
     return ZoneInfo(SANTIAGO)
 
 
-def parse_timestamps(values: Sequence, field_name: str) -> tuple[np.ndarray, list[InvalidRecordError]]:
-    """ISO 8601 date-times -> datetime64[s] in Santiago local time; missing values become NaT.
+def parse_timestamps(
+    values: Sequence, field_name: str, missing: list[int] | None = None
+) -> tuple[np.ndarray, list[InvalidRecordError]]:
+    """ISO 8601 date-times -> datetime64[s] in Santiago local time; missing values become NaT (their rows
+    appended to ``missing`` when given).
 
     ``YYYY-MM-DD HH:MM``, with ``T`` or a space, seconds and fractions optional. A ``Z`` or ``+hh:mm``
     suffix is converted to Santiago local time (what ``Fecha-I`` is); without one the value is taken as
     Santiago local time already. Fractions of a second are dropped.
     """
-    out = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[s]")
-    errors, ok_index, ok_text = [], [], []
+    texts, errors = ["NaT"] * len(values), []  # one NumPy conversion for them all at the end
     low, high = str(YEARS[0]), str(YEARS[1])
     for i, value in enumerate(values):
         if value.__class__ is str and _PLAIN_TIMESTAMP.fullmatch(value) and low <= value[:4] <= high:
-            ok_index.append(i)  # the usual case first: Santiago time, no fraction, no offset, no spaces
-            ok_text.append(value)
+            texts[i] = value  # the usual case first: Santiago time, no fraction, no offset, no spaces
             continue
         if is_missing(value):
+            if missing is not None:
+                missing.append(i)
             continue
         match = _TIMESTAMP.fullmatch(value.strip()) if isinstance(value, str) else None
         if match is None:
@@ -234,30 +243,34 @@ def parse_timestamps(values: Sequence, field_name: str) -> tuple[np.ndarray, lis
             )
         elif match[8]:  # an offset: convert to Santiago local time
             try:
-                local = datetime.fromisoformat(match[0]).astimezone(_santiago()).replace(tzinfo=None)
-                out[i] = np.datetime64(local.replace(microsecond=0), "s")
+                local = datetime.fromisoformat(match[0]).astimezone(_santiago())
+                texts[i] = local.strftime("%Y-%m-%dT%H:%M:%S")
             except ValueError:
                 errors.append(InvalidRecordError(i, field_name, f"not a calendar date-time: {shown(value)}"))
         else:
-            ok_index.append(i)
-            ok_text.append(match[0][:19] if match[7] else match[0])
+            texts[i] = match[0][:19] if match[7] else match[0]
     try:
-        out[ok_index] = np.array(ok_text, dtype="datetime64[s]")
+        return np.array(texts, dtype="datetime64[s]"), errors
     except ValueError:  # an impossible calendar date (2017-02-30) somewhere: find which, one by one
-        for i, text in zip(ok_index, ok_text):
+        out = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[s]")
+        for i, text in enumerate(texts):
             try:
                 out[i] = np.datetime64(text, "s")
             except ValueError:
                 errors.append(InvalidRecordError(i, field_name, f"not a calendar date-time: {shown(text)}"))
-    return out, errors
+        return out, errors
 
 
-def parse_months(values: Sequence, field_name: str = MES) -> tuple[np.ndarray, list[InvalidRecordError]]:
-    """``MES``: a whole number 1..12 (or its text, as in CSV); 0 where missing."""
+def parse_months(
+    values: Sequence, field_name: str = MES, missing: list[int] | None = None
+) -> tuple[np.ndarray, list[InvalidRecordError]]:
+    """``MES``: a whole number 1..12 (or its text, as in CSV); 0 where missing (rows appended to ``missing``)."""
     out = np.zeros(len(values), dtype=np.int8)
     errors = []
     for i, value in enumerate(values):
         if is_missing(value):
+            if missing is not None:
+                missing.append(i)
             continue
         month = _whole_number(value)
         if month is None or not 1 <= month <= 12:
@@ -293,16 +306,17 @@ def parse_categories(
     allowed: Sequence[str] | None,
     unknown: list[tuple[int, str]] | None = None,
     lookup: Mapping[str, str] | None = None,
+    missing: list[int] | None = None,
 ) -> tuple[np.ndarray, list[InvalidRecordError]]:
     """Trimmed text values, answered in ``allowed``'s spelling when they match it ignoring case.
 
     A value outside ``allowed`` is kept (trimmed) and its row appended to ``unknown`` when that list is
-    given; otherwise it is an error. Missing values become "". ``lookup``: ``canonical_lookup(allowed)``,
-    when the caller keeps one.
+    given; otherwise it is an error. Missing values become "" (rows appended to ``missing`` when given).
+    ``lookup``: ``canonical_lookup(allowed)``, when the caller keeps one.
     """
     if lookup is None and allowed is not None:
         lookup = canonical_lookup(allowed)
-    out = np.full(len(values), "", dtype=object)
+    out = [""] * len(values)  # a list, made an array once: NumPy's per-item assignment costs more
     errors = []
     table: Mapping[str, str] = lookup if lookup is not None else {}
     for i, value in enumerate(values):
@@ -310,6 +324,8 @@ def parse_categories(
             out[i] = found
             continue
         if is_missing(value):
+            if missing is not None:
+                missing.append(i)
             continue
         if not isinstance(value, str):
             errors.append(
@@ -327,7 +343,9 @@ def parse_categories(
         else:
             listed = allowed or tuple(dict.fromkeys(lookup.values()))
             errors.append(InvalidRecordError(i, field_name, _unknown(field_name, value, listed)))
-    return out, errors
+    column = np.empty(len(out), dtype=object)
+    column[:] = out
+    return column, errors
 
 
 def _unknown(field_name: str, value: str, allowed: Sequence[str]) -> str:
@@ -345,7 +363,7 @@ def _raw_values(
     from_alias: dict[int, str] = {}
     for alias in column.aliases:
         others = raw.get(alias)
-        if others is None or all(v is None for v in others):
+        if others is None or others.count(None) == len(others):
             continue
         if values is None:
             values = [None] * n_rows
@@ -367,29 +385,30 @@ def parse_columns(
     lookups = schema.lookups
     unknown_cells: list[tuple[int, str]] | None = [] if unknown == "score" else None
     parsed: dict[str, np.ndarray] = {}
+    missing: dict[str, list[int]] = {}  # field -> rows that gave it no value
     errors: list[InvalidRecordError] = []
     for column in RAW_COLUMNS:
         if column.name not in schema.fields:
             parsed[column.attribute] = _empty(column.kind, n_rows)
             continue
         values, from_alias = _raw_values(raw, column, n_rows)
+        rows = missing[column.name] = []
         if column.kind == "timestamp":
-            out, found = parse_timestamps(values, column.name)
+            out, found = parse_timestamps(values, column.name, rows)
         elif column.kind == "month":
-            out, found = parse_months(values, column.name)
+            out, found = parse_months(values, column.name, rows)
         else:  # TIPOVUELO's two values are never "unknown": another value is an error
             cells = None if column.name == TIPOVUELO else unknown_cells
-            out, found = parse_categories(values, column.name, None, cells, lookups.get(column.name))
+            lookup = lookups.get(column.name)
+            out, found = parse_categories(values, column.name, None, cells, lookup, rows)
         for e in found:  # name the field the record used (FECHA_PROGRAMADA for the earlier service)
             if e.index in from_alias:
                 e.field = from_alias[e.index]
                 e.args = (f"record {e.index}: {e.field}: {e.reason}",)
         parsed[column.attribute], errors = out, errors + found
     errors += _derive(parsed, schema)
-    errors += _missing_required(raw, n_rows, parsed, schema, {e.index for e in errors})
+    errors += _missing_required(raw, n_rows, parsed, missing, schema, {e.index for e in errors})
     errors.sort(key=lambda e: e.index)
-    scheduled, given_month = parsed.pop("scheduled"), parsed.pop("given_month")
-    month = np.where(np.isnat(scheduled), given_month, scheduled.astype("datetime64[M]").astype(int) % 12 + 1)
     valid = np.ones(n_rows, dtype=bool)
     if errors:
         valid[[e.index for e in errors]] = False
@@ -397,7 +416,7 @@ def parse_columns(
     flagged.fill(())
     for i, name in unknown_cells or ():
         flagged[i] = (*flagged[i], name)
-    return FlightColumns(scheduled, month.astype(np.int8), valid=valid, unknown=flagged, **parsed), errors
+    return FlightColumns(valid=valid, unknown=flagged, **parsed), errors
 
 
 def _empty(kind: str, n_rows: int) -> np.ndarray:
@@ -445,27 +464,39 @@ def _missing_required(
     raw: Mapping[str, Sequence],
     n_rows: int,
     parsed: Mapping[str, np.ndarray],
+    missing: Mapping[str, list[int]],
     schema: InputSchema,
     already: set[int],
 ) -> list[InvalidRecordError]:
     """Rows where no field of a required group holds a value, after aliases and derivations (a value given
-    but unusable is an error already, or, like an unknown city, not a missing value)."""
+    but unusable is an error already, or, like an unknown city, not a missing value). Only the rows that gave
+    none of a group's fields are looked at again, after derivation: the usual request gives them all."""
     errors = []
     for group in schema.required:
-        given = np.zeros(n_rows, dtype=bool)
+        if any(name in missing and not missing[name] for name in group):
+            continue  # every row gave one of the group's fields: the usual request
+        rows: set[int] | None = None
         for name in group:
-            if name in _ATTRIBUTE:
-                values = parsed[_ATTRIBUTE[name]]
-                kind = values.dtype.kind
-                present = ~np.isnat(values) if kind == "M" else values != (0 if kind == "i" else "")
-            else:  # a column parsed elsewhere (Fecha-O, in training): present when given
+            if name in missing:
+                gave_none = set(missing[name])
+            elif name in _ATTRIBUTE:  # a field this schema does not read
+                gave_none = set(range(n_rows))
+            else:  # a column parsed elsewhere (Fecha-O, in training)
                 column = raw.get(name) or [None] * n_rows
-                present = np.fromiter((not is_missing(v) for v in column), dtype=bool, count=n_rows)
-            given |= present
-        if given.all():
-            continue
+                gave_none = {i for i, v in enumerate(column) if is_missing(v)}
+            rows = gave_none if rows is None else rows & gave_none
         what = _MISSING if len(group) == 1 else f"{_MISSING} (give {' or '.join(group)})"
         errors += [
-            InvalidRecordError(int(i), group[0], what) for i in np.flatnonzero(~given) if i not in already
+            InvalidRecordError(i, group[0], what)
+            for i in sorted(rows or ())
+            if i not in already and not any(_derived(parsed, name, i) for name in group)
         ]
     return errors
+
+
+def _derived(parsed: Mapping[str, np.ndarray], name: str, row: int) -> bool:
+    """Whether ``parsed`` holds a value for field ``name`` in ``row`` (Des-I and TIPOVUELO may be derived)."""
+    if name not in _ATTRIBUTE:
+        return False
+    value = parsed[_ATTRIBUTE[name]][row]
+    return not (np.isnat(value) if isinstance(value, np.datetime64) else value in (0, ""))
