@@ -236,6 +236,9 @@ def _csv_records(text: str, fields: Sequence[str]) -> Records:
         width: [(name, layout.index(name)) for name in fields if name in layout]
         for width, layout in layouts.items()
     }
+    widths = {len(row) for _, row in rows}
+    if len(widths) == 1 and (where := positions.get(widths.pop())) is not None:
+        return _same_layout_records(rows, fields, where, header)
     for slot, (number, row) in enumerate(rows):
         where = positions.get(len(row))
         if where is None:
@@ -247,6 +250,20 @@ def _csv_records(text: str, fields: Sequence[str]) -> Records:
         for name, values in columns.items():
             values.append(taken.get(name))
     return Records(columns, len(rows), problems, header, single=len(rows) == 1)
+
+
+def _same_layout_records(
+    rows: list[tuple[int, list[str]]],
+    fields: Sequence[str],
+    where: list[tuple[str, int]],
+    header: tuple[str, ...] | None,
+) -> Records:
+    """Every line in one layout (the usual body): columns by transposing the lines, not line by line."""
+    by_position = list(zip(*(row for _, row in rows)))
+    columns: dict[str, list] = {name: [None] * len(rows) for name in fields}
+    for name, i in where:
+        columns[name] = [value.strip() for value in by_position[i]]
+    return Records(columns, len(rows), {}, header, single=len(rows) == 1)
 
 
 def _bad_width(slot: int, row: list[str], header: tuple[str, ...] | None) -> str:
@@ -341,18 +358,14 @@ def _csv_body(answers: Answers) -> bytes:
     want_p, want_d = "probability" in answers.outputs, "decision" in answers.outputs
     lines = [",".join((*answers.outputs, *CSV_EXTRA_COLUMNS)) + "\n"] if answers.header else []
     empty = "," * (want_p + want_d)
-    for i, p in enumerate(answers.probabilities):
-        if i in answers.errors:
-            e = answers.errors[i]
-            lines.append(empty + "," + _csv_cell(f"{e.code}: {e}") + "\n")
+    errors = answers.errors
+    for i, (p, d, unknown) in enumerate(zip(answers.probabilities, answers.decisions, answers.unknown)):
+        if errors and i in errors:
+            lines.append(f"{empty},{_csv_cell(f'{errors[i].code}: {errors[i]}')}\n")
             continue
-        cells = []
-        if want_p:
-            cells.append(repr(p) if math.isfinite(p) else "nan")
-        if want_d:
-            cells.append("1" if answers.decisions[i] else "0")
-        cells.append(";".join(answers.unknown[i]))
-        lines.append(",".join(cells) + ",\n")
+        probability = (repr(p) if math.isfinite(p) else "nan") + "," if want_p else ""
+        decision = ("1," if d else "0,") if want_d else ""
+        lines.append(f"{probability}{decision}{';'.join(unknown)},\n")
     return "".join(lines).encode()
 
 

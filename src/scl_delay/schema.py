@@ -437,12 +437,13 @@ def _derive(parsed: dict[str, np.ndarray], schema: InputSchema) -> list[InvalidR
     if DES_I not in schema.fields and SIGLADES not in schema.fields:
         return errors
     cities = schema.city_airports
+    types: dict[str, str] = {}  # airport -> its flight type: a request names few airports, often
     for i, airport in enumerate(destination.tolist()):
         if not airport and cities and city[i]:
             destination[i] = airport = cities.get(city[i], "")
         if not airport:
             continue
-        derived = flight_type_of(airport)
+        derived = types.get(airport) or types.setdefault(airport, flight_type_of(airport))
         if flight_type[i] == "":
             flight_type[i] = derived
         elif flight_type[i] != derived:
