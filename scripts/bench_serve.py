@@ -13,8 +13,10 @@ whole weeks (the weekday stays), so the prediction cache never answers by accide
 side by side: the cache off (SCL_PREDICTION_CACHE_SIZE=0), the cache on with the default settings and
 filled before it is measured (1.5x its size of other distinct records, each on a new connection so that
 every worker fills, as after hours of traffic), and the constant app (the floor). Single-record runs are
-interleaved (off, floor, on, floor, ...) and reported as ratios to the floor of the same run; 1,000-record
-CSV bodies in records/s beside XGBoost's own in-process throughput on the same rows. wrk shares the
+interleaved (floor, off, floor, on, ..., floor) and each is reported against the floor runs just before and
+after it, the median over rounds (this machine's speed drifts by 2x within minutes; neighbours share the
+drift); 1,000-record CSV bodies in ABBA order (off, on, on, off, ...) in records/s beside XGBoost's own
+in-process throughput on the same rows, measured between the rounds. wrk shares the
 machine's cores with the servers. Floors (issues 10 and 15): single-record cache off >= 0.80x the floor,
 p99 <= 20 ms, no errors over >= 50,000 requests; CSV cache off >= 200,000 records/s; cache on (full)
 >= 0.95x cache off for both. Needs wrk (Debian's package; installed with apt-get when run as root).
@@ -320,9 +322,9 @@ def inprocess_xgboost_records_s(model_dir: Path, batches: list[list[dict]], seco
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path)
-    parser.add_argument("--duration", type=int, default=10, help="seconds per single-record run")
-    parser.add_argument("--batch-duration", type=int, default=8, help="seconds per CSV run")
-    parser.add_argument("--repeats", type=int, default=2, help="rounds of interleaved runs")
+    parser.add_argument("--duration", type=int, default=6, help="seconds per single-record run")
+    parser.add_argument("--batch-duration", type=int, default=5, help="seconds per CSV run")
+    parser.add_argument("--repeats", type=int, default=4, help="rounds of interleaved runs")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--known-only", action="store_true", help="leave out records with unknown values")
     parser.add_argument(
@@ -380,15 +382,16 @@ def measure(args, wrk: str, workdir: Path, data: Path, model_dir: Path):
         rate = max(single(name, 2, 5_000)["rps"] for name in ("off", "on", "floor"))  # warm-up
         say(f"warmed up; constant app at {rate:,.0f} req/s")
         fill_cache(wrk, workdir, servers["on"], records, settings.workers * settings.prediction_cache_size)
-        for round_ in range(args.repeats):
+        for round_ in range(args.repeats):  # floor, off, floor, on, ..., floor: each run between two floors
             say(f"single-record round {round_ + 1} of {args.repeats}")
             for name, key in (
+                ("floor", "floor"),
                 ("off", "single off"),
                 ("floor", "floor"),
                 ("on", "single on"),
-                ("floor", "floor"),
             ):
                 single(name, args.duration, rate, key)
+        single("floor", args.duration, rate, "floor")
         repeated = wrk_script(workdir / "repeated.lua", json_bodies(records, 1), "application/json", 2)
         results["single repeated"] = [
             run_wrk(wrk, servers["on"], repeated, args.connections, args.duration / 2)
@@ -399,8 +402,9 @@ def measure(args, wrk: str, workdir: Path, data: Path, model_dir: Path):
             bodies = [csv_body(list(itertools.islice(records, 1000))) for _ in range(100)]
             script = wrk_script(workdir / f"run{next(counter)}.lua", bodies, "text/csv", 2)
             csv_rate = max(csv_rate, run_wrk(wrk, servers[name], script, 4, 2, records=1000)["records"] / 2)
-        for _ in range(args.repeats):
-            for name in ("off", "on"):
+        xgb_rates = []
+        for round_ in range(args.repeats):
+            for name in ("off", "on") if round_ % 2 == 0 else ("on", "off"):  # ABBA: drift cancels out
                 needed = int(csv_rate * args.batch_duration * 3 / 1000) + 20
                 batches = [list(itertools.islice(records, 1000)) for _ in range(needed)]
                 batch_rows += batches[: 20 - len(batch_rows)]
@@ -409,12 +413,13 @@ def measure(args, wrk: str, workdir: Path, data: Path, model_dir: Path):
                 result = run_wrk(wrk, servers[name], script, 4, args.batch_duration, records=1000)
                 csv_rate = max(csv_rate, result["records"] / args.batch_duration)
                 results.setdefault(f"csv {name}", []).append(result)
+            xgb_rates.append(inprocess_xgboost_records_s(model_dir, batch_rows, seconds=1.5))
         for server in servers.values():
             server.rss = server.rss_mb()
     finally:
         for server in servers.values():
             server.code = server.stop()
-    return results, servers, inprocess_xgboost_records_s(model_dir, batch_rows)
+    return results, servers, statistics.median(xgb_rates)
 
 
 def fill_cache(wrk: str, workdir: Path, server: Server, records: Iterator[dict], entries: int) -> None:
@@ -431,6 +436,20 @@ def fill_cache(wrk: str, workdir: Path, server: Server, records: Iterator[dict],
     say(f"cache filled: {sent:,} distinct records in {time.monotonic() - began:.0f} s")
 
 
+def per_run(results: dict, key: str) -> list[float]:
+    return [r["rps"] for r in results[key]]
+
+
+def to_floor(results: dict, key: str, offset: int) -> float:
+    """Median over rounds of run r of ``key`` against the floor runs on either side of it (floor runs 2r +
+    ``offset`` and the next one: the rounds go floor, off, floor, on, ..., floor)."""
+    floors = per_run(results, "floor")
+    return statistics.median(
+        rps / ((floors[2 * r + offset] + floors[2 * r + offset + 1]) / 2)
+        for r, rps in enumerate(per_run(results, key))
+    )
+
+
 def print_report(args, results: dict, servers: dict, xgb_rps: float, data: Path, load_before: float) -> None:
     def med(key: str, field: str) -> float:
         return statistics.median(r[field] for r in results[key])
@@ -443,23 +462,31 @@ def print_report(args, results: dict, servers: dict, xgb_rps: float, data: Path,
         return " (REPEATED BODIES: the run outlasted the bodies made)" if repeated else ""
 
     floor = med("floor", "rps")
-    off, on = med("single off", "rps"), med("single on", "rps")
-    csv_off, csv_on = med("csv off", "rps") * 1000, med("csv on", "rps") * 1000
+    off_ratio, on_ratio = to_floor(results, "single off", 0), to_floor(results, "single on", 1)
+    on_vs_off = statistics.median(
+        a / b for a, b in zip(per_run(results, "single on"), per_run(results, "single off"))
+    )
+    csv_off = med("csv off", "rps") * 1000
+    csv_on_vs_off = statistics.median(
+        a / b for a, b in zip(per_run(results, "csv on"), per_run(results, "csv off"))
+    )
     print(
         f"\nwrk -t2 -c{args.connections}, {args.duration:g} s per single-record run, {args.repeats} interleaved "
-        f"rounds (off, floor, on, floor); CSV: -c4, {args.batch_duration:g} s; {os.cpu_count()} cores shared "
-        f"with wrk; data: {data.name}{' (known values only)' if args.known_only else ''}; load average "
+        f"rounds (floor, off, floor, on, ..., floor); CSV: ABBA rounds, -c4, {args.batch_duration:g} s; "
+        f"{os.cpu_count()} cores shared with wrk; data: {data.name}"
+        f"{' (known values only)' if args.known_only else ''}; load average "
         f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after. Medians over rounds; requests and errors "
-        "summed.\n"
+        "summed; each ratio is the median over rounds of the run against its neighbours (a server run against "
+        "the floor runs just before and after it, cache on against cache off of the same round).\n"
     )
     print("| scenario | req/s | records/s | p99 ms | requests | errors | server CPU µs/record | ratio |")
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     rows = [
-        ("single JSON, distinct, cache off", "single off", f"**{off / floor:.2f}× constant app**"),
+        ("single JSON, distinct, cache off", "single off", f"**{off_ratio:.2f}× constant app**"),
         (
             "single JSON, distinct, cache on (full)",
             "single on",
-            f"{on / off:.2f}× cache off, {on / floor:.2f}× constant app",
+            f"{on_vs_off:.2f}× cache off, {on_ratio:.2f}× constant app",
         ),
         (
             "single JSON, one record repeated, cache on",
@@ -472,7 +499,7 @@ def print_report(args, results: dict, servers: dict, xgb_rps: float, data: Path,
             "csv off",
             f"**{csv_off / xgb_rps:.2f}× in-process XGBoost**",
         ),
-        ("CSV 1,000 records, distinct, cache on (full)", "csv on", f"{csv_on / csv_off:.2f}× cache off"),
+        ("CSV 1,000 records, distinct, cache on (full)", "csv on", f"{csv_on_vs_off:.2f}× cache off"),
     ]
     for title, key, ratio in rows:
         records = med(key, "rps") * (1000 if key.startswith("csv") else 1)
