@@ -440,14 +440,24 @@ def per_run(results: dict, key: str) -> list[float]:
     return [r["rps"] for r in results[key]]
 
 
-def to_floor(results: dict, key: str, offset: int) -> float:
-    """Median over rounds of run r of ``key`` against the floor runs on either side of it (floor runs 2r +
-    ``offset`` and the next one: the rounds go floor, off, floor, on, ..., floor)."""
+def round_ratios(results: dict) -> dict[str, list[float]]:
+    """Per round: each single-record run against the floor runs on either side of it (the rounds go floor,
+    off, floor, on, ..., floor), cache on against cache off of the same round, and the CSV pair of a round."""
     floors = per_run(results, "floor")
-    return statistics.median(
-        rps / ((floors[2 * r + offset] + floors[2 * r + offset + 1]) / 2)
-        for r, rps in enumerate(per_run(results, key))
-    )
+
+    def to_floor(key: str, offset: int) -> list[float]:
+        runs = enumerate(per_run(results, key))
+        return [rps / ((floors[2 * r + offset] + floors[2 * r + offset + 1]) / 2) for r, rps in runs]
+
+    def pairs(a: str, b: str) -> list[float]:
+        return [x / y for x, y in zip(per_run(results, a), per_run(results, b))]
+
+    return {
+        "cache off / floor": to_floor("single off", 0),
+        "cache on / floor": to_floor("single on", 1),
+        "cache on / cache off": pairs("single on", "single off"),
+        "CSV on / off": pairs("csv on", "csv off"),
+    }
 
 
 def print_report(args, results: dict, servers: dict, xgb_rps: float, data: Path, load_before: float) -> None:
@@ -462,14 +472,9 @@ def print_report(args, results: dict, servers: dict, xgb_rps: float, data: Path,
         return " (REPEATED BODIES: the run outlasted the bodies made)" if repeated else ""
 
     floor = med("floor", "rps")
-    off_ratio, on_ratio = to_floor(results, "single off", 0), to_floor(results, "single on", 1)
-    on_vs_off = statistics.median(
-        a / b for a, b in zip(per_run(results, "single on"), per_run(results, "single off"))
-    )
+    by_round = round_ratios(results)
+    ratios = {k: statistics.median(v) for k, v in by_round.items()}
     csv_off = med("csv off", "rps") * 1000
-    csv_on_vs_off = statistics.median(
-        a / b for a, b in zip(per_run(results, "csv on"), per_run(results, "csv off"))
-    )
     print(
         f"\nwrk -t2 -c{args.connections}, {args.duration:g} s per single-record run, {args.repeats} interleaved "
         f"rounds (floor, off, floor, on, ..., floor); CSV: ABBA rounds, -c4, {args.batch_duration:g} s; "
@@ -482,11 +487,15 @@ def print_report(args, results: dict, servers: dict, xgb_rps: float, data: Path,
     print("| scenario | req/s | records/s | p99 ms | requests | errors | server CPU µs/record | ratio |")
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     rows = [
-        ("single JSON, distinct, cache off", "single off", f"**{off_ratio:.2f}× constant app**"),
+        (
+            "single JSON, distinct, cache off",
+            "single off",
+            f"**{ratios['cache off / floor']:.2f}× constant app**",
+        ),
         (
             "single JSON, distinct, cache on (full)",
             "single on",
-            f"{on_vs_off:.2f}× cache off, {on_ratio:.2f}× constant app",
+            f"{ratios['cache on / cache off']:.2f}× cache off, {ratios['cache on / floor']:.2f}× constant app",
         ),
         (
             "single JSON, one record repeated, cache on",
@@ -499,7 +508,11 @@ def print_report(args, results: dict, servers: dict, xgb_rps: float, data: Path,
             "csv off",
             f"**{csv_off / xgb_rps:.2f}× in-process XGBoost**",
         ),
-        ("CSV 1,000 records, distinct, cache on (full)", "csv on", f"{csv_on_vs_off:.2f}× cache off"),
+        (
+            "CSV 1,000 records, distinct, cache on (full)",
+            "csv on",
+            f"{ratios['CSV on / off']:.2f}× cache off",
+        ),
     ]
     for title, key, ratio in rows:
         records = med(key, "rps") * (1000 if key.startswith("csv") else 1)
@@ -509,6 +522,10 @@ def print_report(args, results: dict, servers: dict, xgb_rps: float, data: Path,
             f"| {med(key, 'cpu_us'):.0f} | {ratio} |"
         )
     print(f"| XGBoost `inplace_predict` in-process, same rows, 1 thread | | {xgb_rps:,.0f} | | | | | 1.00 |")
+    print(
+        "\nRatios round by round: "
+        + "; ".join(f"{k} {' '.join(f'{v:.2f}' for v in vs)}" for k, vs in by_round.items())
+    )
     print(
         "\nRSS (all processes): "
         + ", ".join(f"{s.name} {s.rss:.0f} MB (exit {s.code})" for s in servers.values())
