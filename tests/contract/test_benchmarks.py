@@ -66,3 +66,17 @@ def test_bench_serve_prints_its_table_in_a_short_run(model_dir):
     titles = [row.split("|")[1].strip() for row in rows[2:]]
     assert titles[:2] == ["single JSON, distinct, cache off", "single JSON, distinct, cache on (full)"], rows
     assert "constant Flask app, same gunicorn settings" in titles, rows
+
+
+def test_bench_steps_prints_one_row_per_step(model_dir):
+    result = run_script("bench_steps.py", "--model-dir", str(model_dir), "--records", "50", "--repeats", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = TABLE_ROW.findall(result.stdout)
+    steps = [row.split("|")[1].strip() for row in rows[2:]]
+    assert steps[:4] == [
+        "decode the JSON body",
+        "parse and validate the record",
+        "features",
+        "model (tree walk, one row)",
+    ]
+    assert all(float(row.split("|")[2]) > 0 for row in rows[2:]), rows

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Where one record's time goes in-process: each step of a single-record /invocations request, per call.
+
+    .venv/bin/python scripts/bench_steps.py --model-dir DIR [--records 2000] [--repeats 15]
+
+Distinct records of the real dataset as bench_serve.py finds it, else synthetic ones (bench_serve.py's copies
+of the year shifted by whole weeks), each step timed over all of them and the best of ``--repeats`` passes
+kept (this machine's speed drifts; the best pass is the one least disturbed). Steps: decode the JSON body,
+parse and validate, features, model (the tree walk for one row), encode the answer; then the whole request
+(``scoring.invoke``, cache off) and, for scale, XGBoost's ``inplace_predict`` on the same rows. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import timeit
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_serve import dataset, distinct_records, json_bodies, read_rows  # noqa: E402
+
+
+def best_per_call(step: Callable, inputs: Sequence, repeats: int) -> float:
+    """Microseconds per call, best pass of ``repeats`` over all ``inputs``."""
+    passes = timeit.repeat(lambda: [step(x) for x in inputs], number=1, repeat=repeats)
+    return min(passes) / len(inputs) * 1e6
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--records", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-steps-") as tmp:
+        data = dataset(Path(tmp))  # the real dataset, else synthetic records (and it says so)
+        print_steps(args, data)
+    return 0
+
+
+def print_steps(args: argparse.Namespace, data: Path) -> None:
+    from scl_delay.artifact import load_model
+    from scl_delay.codec import decode_records, negotiate
+    from scl_delay.features import build_features
+    from scl_delay.model import predict_proba
+    from scl_delay.schema import parse_columns
+    from scl_delay.scoring import Scorer, invoke, parse_options
+    from scl_delay.settings import ServeSettings
+
+    model = load_model(args.model_dir)
+    schema, predictor = model.input_schema, model.predictor
+    scorer = Scorer(model, 0)
+    options = parse_options({}, None, ServeSettings.from_env({}))
+    bodies = [b.encode() for b in json_bodies(distinct_records(read_rows(data, None)), args.records)]
+    records = [decode_records(b, "application/json", scorer.fields) for b in bodies]
+    columns = [parse_columns(r.columns, 1, schema)[0] for r in records]
+    matrices = [build_features(c, model.spec) for c in columns]
+    answers = [scorer.score(r, options) for r in records]
+    encoder = negotiate(None)
+    steps = [
+        ("decode the JSON body", lambda b: decode_records(b, "application/json", scorer.fields), bodies),
+        ("parse and validate the record", lambda r: parse_columns(r.columns, 1, schema), records),
+        ("features", lambda c: build_features(c, model.spec), columns),
+        ("model (tree walk, one row)", predictor.predict_proba, matrices),
+        ("encode the answer", encoder.encode, answers),
+        (
+            "whole request (`scoring.invoke`, cache off)",
+            lambda b: invoke(scorer, b, None, None, options),
+            bodies,
+        ),
+        (
+            "for scale: XGBoost `inplace_predict`, one row",
+            lambda X: predict_proba(predictor.booster, X, predictor.iteration_range),
+            matrices[: max(len(matrices) // 10, 1)],
+        ),
+    ]
+    trees = len(predictor.walk.roots) - 1 if predictor.walk else "?"
+    print(
+        f"\n{args.records:,} distinct records of {data.name}; best of {args.repeats} passes; {trees} trees\n"
+    )
+    print("| step | µs per record |")
+    print("|---|---:|")
+    for name, step, inputs in steps:
+        print(f"| {name} | {best_per_call(step, inputs, args.repeats):.1f} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
