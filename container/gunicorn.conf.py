@@ -10,7 +10,9 @@ gthread with 2 threads ~3,050-3,950 req/s; gthread 4 threads 1,860-4,015; gthrea
 ~2,200-3,100; sync 700-2,470 (no keep-alive: every request pays a new connection, as API Gateway and load
 tools would); gevent 1,900-2,450 with p99 of 0.5-3 s (one greedy greenlet loop). gthread keeps connections
 alive (keepalive below) and two threads overlap one request's socket I/O with another's Python work
-without much GIL contention.
+without much GIL contention. The default is 3 threads: the third answers /ping while the two largest
+requests Batch Transform may send at once run on one worker (gunicorn does not balance connections);
+single-record throughput measured alike with 2 and 3 (README, Configuration).
 """
 
 import json

@@ -157,7 +157,7 @@ class ServeSettings:
     on_error: str = "record"
     prediction_cache_size: int = 65536
     worker_class: str = "gthread"
-    threads: int = 2
+    threads: int = 3  # one free for /ping while two of the largest requests run on this worker
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ServeSettings:
@@ -181,5 +181,5 @@ class ServeSettings:
             on_error=_choice(env, ON_ERROR, ON_ERROR_CHOICES),
             prediction_cache_size=_int(env, PREDICTION_CACHE, default=65536, minimum=0),
             worker_class=worker_class[1] if worker_class else "gthread",
-            threads=_int(env, WORKER_THREADS, default=2),
+            threads=_int(env, WORKER_THREADS, default=3),
         )

@@ -167,23 +167,15 @@ def test_json_lines_are_answered_line_for_line_too(server, transform_lines):
     assert all("error" in a for a, r in zip(answers, records) if r is None)
 
 
-@pytest.mark.parametrize("threads", ["3", None])
 def test_ping_answers_within_a_second_while_the_largest_requests_run_on_every_worker(
-    trained_opt_ml, model_dir, tmp_path, threads
+    trained_opt_ml, model_dir, tmp_path
 ):
-    """MaxConcurrentTransforms requests of the largest allowed size (6 MB) at once.
-
-    With 3 threads per worker every /ping answers within a second. With the default 2 (chosen for
-    single-record throughput), when both of the largest requests land on one worker and the /ping connection
-    on that worker too, the /ping waits for one of them to finish: 9 in 10 answer within a second and
-    none waits longer than one such request (measured: median 6 ms, worst 1.9-3.4 s on a busy host).
-    """
-    env = {"SCL_WORKER_THREADS": threads} if threads else {}
+    """MaxConcurrentTransforms requests of the largest allowed size (6 MB) at once, default settings: even
+    when both land on one worker (gunicorn does not balance connections), its third thread answers /ping.
+    With 2 threads that /ping waited for one of them (measured: worst 1.9-3.4 s on a busy host)."""
     server = ServerProcess(
         [str(ROOT / "container" / "serve")],
-        venv_env(
-            OPT_ML_DIR=str(trained_opt_ml), SM_MODEL_DIR=str(model_dir), MODEL_SERVER_WORKERS="2", **env
-        ),
+        venv_env(OPT_ML_DIR=str(trained_opt_ml), SM_MODEL_DIR=str(model_dir), MODEL_SERVER_WORKERS="2"),
         log_dir=tmp_path,
     )
     try:
@@ -191,14 +183,12 @@ def test_ping_answers_within_a_second_while_the_largest_requests_run_on_every_wo
         parameters = requests.get(f"{server.url}/execution-parameters", timeout=10).json()
         line = b"2017-01-01 23:30:00,Grupo LATAM,I,KMIA\n"
         body = line * (parameters["MaxPayloadInMB"] * 1024 * 1024 // len(line))
-        latencies, durations, problems = [], [], []
+        latencies, problems = [], []
 
         def load():
-            started = time.monotonic()
             r = requests.post(
                 f"{server.url}/invocations", data=body, headers={"Content-Type": "text/csv"}, timeout=60
             )
-            durations.append(time.monotonic() - started)
             if r.status_code != 200:
                 problems.append(r.text[:300])
 
@@ -214,9 +204,6 @@ def test_ping_answers_within_a_second_while_the_largest_requests_run_on_every_wo
         assert not problems, problems
         latencies.sort()
         figures = f"pings {len(latencies)}, p90 {latencies[int(len(latencies) * 0.9)]:.3f} s, max {latencies[-1]:.3f} s"
-        if threads:
-            assert latencies[-1] < 1.0, figures
-        else:
-            assert latencies[int(len(latencies) * 0.9)] < 1.0 and latencies[-1] <= max(durations), figures
+        assert latencies[-1] < 1.0, figures
     finally:
         assert server.stop() == 0, server.log_tail()
