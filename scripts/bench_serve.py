@@ -9,7 +9,8 @@ under the same gunicorn settings, driven by wrk, with distinct real records; pri
 Without --model-dir it trains one first (train.py) on the real dataset as local_aws.real_dataset finds it
 (SCL_DATASET, else ../shared/data/dataset_SCL.csv), or else on 20,000 synthetic rows. Every request
 carries records of that dataset that no other request of the run carries: copies of the year shifted by
-whole weeks (the weekday stays), so the prediction cache never answers by accident. Three servers run
+53 weeks at a time, then by seconds (the weekday stays; a one-week shift would repeat next week's flights),
+so the prediction cache never answers by accident. Three servers run
 side by side: the cache off (SCL_PREDICTION_CACHE_SIZE=0), the cache on with the default settings and
 filled before it is measured (1.5x its size of other distinct records, each on a new connection so that
 every worker fills, as after hours of traffic), and the constant app (the floor). Single-record runs are
@@ -50,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 FIELDS = ("Fecha-I", "Vlo-I", "Ori-I", "Des-I", "Emp-I", "DIA", "MES", "AÑO", "DIANOM", "TIPOVUELO", "OPERA")
 FIELDS += ("SIGLAORI", "SIGLADES")
+CACHE_KEY_FIELDS = ("Fecha-I", "OPERA", "TIPOVUELO", "Des-I", "SIGLADES")  # the model inputs a record sends
 SEPARATOR = "\x1e"  # ASCII record separator between request bodies in a wrk body file
 FILL_BODY_RECORDS = 4  # records per cache-filling request: requests up to this size use the cache
 FILL_FACTOR = 1.5  # records sent to fill the cache, per cache entry of all workers
@@ -105,24 +107,38 @@ def train(data: Path, workdir: Path) -> Path:
 
 
 def read_rows(data: Path, known: dict[str, set[str]] | None) -> list[tuple[dict, datetime]]:
-    """The dataset's records (the columns a client sends) with their parsed scheduled time."""
-    rows = []
+    """The dataset's records (the columns a client sends) with their parsed scheduled time, each once by what
+    the prediction cache keys on (a few flights appear twice in the data)."""
+    rows, seen = [], set()
     with open(data, encoding="utf-8", newline="") as f:
         for row in csv.DictReader(f):
             record = {k: row[k] for k in FIELDS if k in row}
             if known and not all(record.get(f, "").strip() in allowed for f, allowed in known.items()):
                 continue
+            key = tuple(record.get(f) for f in CACHE_KEY_FIELDS)
             try:
-                rows.append((record, datetime.strptime(record["Fecha-I"], "%Y-%m-%d %H:%M:%S")))
+                scheduled = datetime.strptime(record["Fecha-I"], "%Y-%m-%d %H:%M:%S")
             except (KeyError, ValueError):
-                continue  # one week's copy would equal the next: not a distinct record
+                continue  # one copy would equal the next: not a distinct record
+            if key not in seen:
+                seen.add(key)
+                rows.append((record, scheduled))
     return rows
 
 
 def distinct_records(rows: list[tuple[dict, datetime]]) -> Iterator[dict]:
-    """The rows, then the rows a week later, two weeks later, ...: never the same record twice."""
-    for weeks in itertools.count():
-        shift = timedelta(weeks=weeks)
+    """The rows, then the rows 53 weeks later, 106 weeks later, ... up to the last year the server accepts,
+    then all of that again a second later, two seconds later, ...: never the same record twice. Whole weeks
+    keep the weekday; 53 of them (371 days) put each copy past the whole of the previous one. One week would
+    not do: flights repeat weekly, and 72% of the year's records shifted by a week are another of its records,
+    which the prediction cache then answers. Seconds are not a feature (minutes are)."""
+    from scl_delay.schema import YEARS
+
+    first, last = min(s for _, s in rows), max(s for _, s in rows)
+    step = timedelta(weeks=(last - first) // timedelta(weeks=1) + 1)
+    years = (datetime(YEARS[1], 12, 31) - last) // step + 1  # copies whose dates the server still accepts
+    for copy in itertools.count():
+        shift = step * (copy % years) + timedelta(seconds=copy // years)
         for record, scheduled in rows:
             when = scheduled + shift
             yield {
