@@ -82,15 +82,9 @@ class SmokeTestError(Exception):
 
 
 def check_spec(spec: DeploySpec, *, teardown: bool = False) -> None:
-    problems = []
-    for value, what in (
-        (spec.endpoint_name, "--endpoint-name"),
-        (spec.model_package_group, "--model-package-group"),
-    ):
-        try:
-            names.check_name(value, what)
-        except InputError as e:
-            problems.append(str(e))
+    problems = names.name_problems(
+        [(spec.endpoint_name, "--endpoint-name"), (spec.model_package_group, "--model-package-group")]
+    )
     if spec.deploy_s3:
         try:
             names.parse_s3_uri(spec.deploy_s3, "--deploy-s3")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from ..errors import InputError
@@ -50,6 +50,17 @@ def check_name(name: str, what: str = "name") -> str:
             f"{what} {name!r} must be lower-case (SageMaker lower-cases ARNs; IAM policies match them as written)"
         )
     return name
+
+
+def name_problems(pairs: Iterable[tuple[str, str]]) -> list[str]:
+    """``check_name``'s message for each (name, what) pair that is not a valid name; [] when all are."""
+    problems = []
+    for name, what in pairs:
+        try:
+            check_name(name, what)
+        except NameError_ as e:
+            problems.append(str(e))
+    return problems
 
 
 def partition(region: str) -> str:

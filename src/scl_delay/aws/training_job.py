@@ -463,14 +463,8 @@ def check_spec(spec: TrainingJobSpec) -> None:
         names.parse_s3_uri(spec.output_s3, "--output-s3")
     except InputError as e:
         problems.append(str(e))
-    for value, what in (
-        (spec.model_package_group, "--model-package-group"),
-        (spec.endpoint_name, "--endpoint-name"),
-    ):
-        try:
-            names.check_name(value, what)
-        except InputError as e:
-            problems.append(str(e))
+    pairs = [(spec.model_package_group, "--model-package-group"), (spec.endpoint_name, "--endpoint-name")]
+    problems += names.name_problems(pairs + ([(spec.job_name, "--job-name")] if spec.job_name else []))
     for uri, what in ((spec.data, "--data"), (spec.validation_data, "--validation-data")):
         if uri and not uri.startswith("s3://") and not Path(uri).is_file():
             problems.append(f"{what} {uri!r} is neither an s3:// URI nor an existing file")
@@ -482,11 +476,6 @@ def check_spec(spec: TrainingJobSpec) -> None:
     role_problem = names.check_role_arn(spec.role_arn, "--training-role-arn")
     if role_problem:
         problems.append(role_problem)
-    if spec.job_name:
-        try:
-            names.check_name(spec.job_name, "--job-name")
-        except InputError as e:
-            problems.append(str(e))
     if spec.instance_count != 1:
         problems.append(
             f"--instance-count {spec.instance_count}: the container trains on one host (XGBoost here is not "
