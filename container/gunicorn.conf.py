@@ -4,15 +4,14 @@ Env: SAGEMAKER_BIND_TO_PORT, else PORT (Cloud Run, ECS, most platforms), else 80
 MODEL_SERVER_WORKERS / SAGEMAKER_MODEL_SERVER_WORKERS (one per core), MODEL_SERVER_TIMEOUT /
 SAGEMAKER_MODEL_SERVER_TIMEOUT (gunicorn's worker timeout in seconds, 60), SCL_WORKER_CLASS, SCL_WORKER_THREADS.
 
-Worker class, by measurement (scripts/bench_serve.py, 2 cores shared with wrk -t2 -c32, single-record JSON,
-prediction cache on; the machine was also busy with other work, so absolute numbers are noisy):
-gthread with 2 threads ~3,050-3,950 req/s; gthread 4 threads 1,860-4,015; gthread 8 500-2,840; gthread 1
-~2,200-3,100; sync 700-2,470 (no keep-alive: every request pays a new connection, as API Gateway and load
-tools would); gevent 1,900-2,450 with p99 of 0.5-3 s (one greedy greenlet loop). gthread keeps connections
-alive (keepalive below) and two threads overlap one request's socket I/O with another's Python work
-without much GIL contention. The default is 3 threads: the third answers /ping while the two largest
-requests Batch Transform may send at once run on one worker (gunicorn does not balance connections);
-single-record throughput measured alike with 2 and 3 (README, Configuration).
+Worker class, by measurement (scripts/bench_serve.py, 2 cores shared with wrk -t2 -c32, single-record JSON;
+the machine was also busy with other work, so absolute numbers are noisy): gthread 2,200-3,950 req/s with 1-4
+threads, 500-2,840 with 8 (GIL contention); sync 700-2,470 (no keep-alive: every request pays a new
+connection, as API Gateway and load tools would); gevent 1,900-2,450 with p99 of 0.5-3 s (one greedy
+greenlet loop). gthread keeps connections alive (keepalive below). Threads per worker default to one more
+than the MaxConcurrentTransforms advertised at /execution-parameters (3 on 2 cores): gunicorn does not
+balance connections, so all of Batch Transform's concurrent requests may land on one worker, and a thread
+must stay free there for /ping. Single-record throughput measured alike with 2 and 3 (README).
 """
 
 import json

@@ -8,17 +8,19 @@ under the same gunicorn settings, driven by wrk, with distinct real records; pri
 
 Without --model-dir it trains one first (train.py) on the real dataset as local_aws.real_dataset finds it
 (SCL_DATASET, else ../shared/data/dataset_SCL.csv), or else on 20,000 synthetic rows. Every request
-carries records of that dataset that no other request of the run carries: copies of the year shifted by
-53 weeks at a time, then by seconds (the weekday stays; a one-week shift would repeat next week's flights),
-so the prediction cache never answers by accident. Three servers run
+carries records of that dataset that no other request of the run carries: copies of the data shifted by
+whole weeks past its own span (53 for the SCL year; the weekday stays, and a one-week shift would repeat next
+week's flights), then by seconds, so the prediction cache never answers by accident. One record in
+``UNKNOWN_EVERY`` names a destination the model never saw (as 6.8% of a later season's flights did for a
+model trained on the months before), which the server scores and flags. Three servers run
 side by side: the cache off (SCL_PREDICTION_CACHE_SIZE=0), the cache on with the default settings and
 filled before it is measured (1.5x its size of other distinct records, each on a new connection so that
 every worker fills, as after hours of traffic), and the constant app (the floor). Single-record runs are
-interleaved (floor, off, floor, on, ..., floor) and each is reported against the floor runs just before and
-after it, the median over rounds (this machine's speed drifts by 2x within minutes; neighbours share the
-drift); 1,000-record CSV bodies in ABBA order (off, on, on, off, ...) in records/s beside XGBoost's own
-in-process throughput on the same rows, measured between the rounds. wrk shares the
-machine's cores with the servers. Floors (issues 10 and 15): single-record cache off >= 0.80x the floor,
+interleaved (floor, off, floor, on, floor, on, floor, off, ..., floor) and each is reported against the
+floor runs just before and after it, the median over rounds (this machine's speed drifts by 2x within
+minutes; neighbours share the drift); 1,000-record CSV bodies in ABBA order (off, on, on, off, ...) in
+records/s beside XGBoost's own in-process throughput on the same rows, measured between the rounds. wrk
+shares the machine's cores with the servers. Floors (issues 10 and 15): single-record cache off >= 0.80x the floor,
 p99 <= 20 ms, no errors over >= 50,000 requests; CSV cache off >= 200,000 records/s; cache on (full)
 >= 0.95x cache off for both. Needs wrk (Debian's package; installed with apt-get when run as root).
 """
@@ -51,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 FIELDS = ("Fecha-I", "Vlo-I", "Ori-I", "Des-I", "Emp-I", "DIA", "MES", "AÑO", "DIANOM", "TIPOVUELO", "OPERA")
 FIELDS += ("SIGLAORI", "SIGLADES")
+UNKNOWN_EVERY = 20  # one record in 20 names a destination the model never saw
 CACHE_KEY_FIELDS = ("Fecha-I", "OPERA", "TIPOVUELO", "Des-I", "SIGLADES")  # the model inputs a record sends
 SEPARATOR = "\x1e"  # ASCII record separator between request bodies in a wrk body file
 FILL_BODY_RECORDS = 4  # records per cache-filling request: requests up to this size use the cache
@@ -108,13 +111,17 @@ def train(data: Path, workdir: Path) -> Path:
 
 def read_rows(data: Path, known: dict[str, set[str]] | None) -> list[tuple[dict, datetime]]:
     """The dataset's records (the columns a client sends) with their parsed scheduled time, each once by what
-    the prediction cache keys on (a few flights appear twice in the data)."""
+    the prediction cache keys on (a few flights appear twice in the data). Unless ``known`` restricts them
+    to known values, one in ``UNKNOWN_EVERY`` gets a destination no model has seen (its first two letters,
+    so the flight type stays right, then ``ZZ``)."""
     rows, seen = [], set()
     with open(data, encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f):
+        for number, row in enumerate(csv.DictReader(f)):
             record = {k: row[k] for k in FIELDS if k in row}
             if known and not all(record.get(f, "").strip() in allowed for f, allowed in known.items()):
                 continue
+            if not known and number % UNKNOWN_EVERY == 0 and record.get("Des-I"):
+                record["Des-I"] = record["Des-I"][:2] + "ZZ"
             key = tuple(record.get(f) for f in CACHE_KEY_FIELDS)
             try:
                 scheduled = datetime.strptime(record["Fecha-I"], "%Y-%m-%d %H:%M:%S")
@@ -390,6 +397,8 @@ def measure(args, wrk: str, workdir: Path, data: Path, model_dir: Path):
             print(result["raw"], file=sys.stderr)
         if key:
             results.setdefault(key, []).append(result)
+            result["key"] = key
+            results.setdefault("sequence", []).append(result)
         return result
 
     try:
@@ -398,15 +407,11 @@ def measure(args, wrk: str, workdir: Path, data: Path, model_dir: Path):
         rate = max(single(name, 2, 5_000)["rps"] for name in ("off", "on", "floor"))  # warm-up
         say(f"warmed up; constant app at {rate:,.0f} req/s")
         fill_cache(wrk, workdir, servers["on"], records, settings.workers * settings.prediction_cache_size)
-        for round_ in range(args.repeats):  # floor, off, floor, on, ..., floor: each run between two floors
+        for round_ in range(args.repeats):  # floor, off, floor, on, floor, on, floor, off, ..., floor
             say(f"single-record round {round_ + 1} of {args.repeats}")
-            for name, key in (
-                ("floor", "floor"),
-                ("off", "single off"),
-                ("floor", "floor"),
-                ("on", "single on"),
-            ):
-                single(name, args.duration, rate, key)
+            for name in ("off", "on") if round_ % 2 == 0 else ("on", "off"):
+                single("floor", args.duration, rate, "floor")
+                single(name, args.duration, rate, f"single {name}")
         single("floor", args.duration, rate, "floor")
         repeated = wrk_script(workdir / "repeated.lua", json_bodies(records, 1), "application/json", 2)
         results["single repeated"] = [
@@ -457,22 +462,20 @@ def per_run(results: dict, key: str) -> list[float]:
 
 
 def round_ratios(results: dict) -> dict[str, list[float]]:
-    """Per round: each single-record run against the floor runs on either side of it (the rounds go floor,
-    off, floor, on, ..., floor), cache on against cache off of the same round, and the CSV pair of a round."""
-    floors = per_run(results, "floor")
-
-    def to_floor(key: str, offset: int) -> list[float]:
-        runs = enumerate(per_run(results, key))
-        return [rps / ((floors[2 * r + offset] + floors[2 * r + offset + 1]) / 2) for r, rps in runs]
-
-    def pairs(a: str, b: str) -> list[float]:
-        return [x / y for x, y in zip(per_run(results, a), per_run(results, b))]
-
+    """Per round: each single-record run against the floor runs just before and after it (the runs go floor,
+    off, floor, on, floor, on, floor, off, ..., floor), cache on against cache off through those ratios (so
+    the floors absorb the machine's drift), and the CSV pair of a round."""
+    sequence = results["sequence"]
+    to_floor: dict[str, list[float]] = {"single off": [], "single on": []}
+    for i, run in enumerate(sequence):
+        if run["key"] in to_floor:
+            to_floor[run["key"]].append(run["rps"] / ((sequence[i - 1]["rps"] + sequence[i + 1]["rps"]) / 2))
+    csv_pairs = zip(per_run(results, "csv on"), per_run(results, "csv off"))
     return {
-        "cache off / floor": to_floor("single off", 0),
-        "cache on / floor": to_floor("single on", 1),
-        "cache on / cache off": pairs("single on", "single off"),
-        "CSV on / off": pairs("csv on", "csv off"),
+        "cache off / floor": to_floor["single off"],
+        "cache on / floor": to_floor["single on"],
+        "cache on / cache off": [on / off for on, off in zip(to_floor["single on"], to_floor["single off"])],
+        "CSV on / off": [on / off for on, off in csv_pairs],
     }
 
 
@@ -487,13 +490,13 @@ def print_report(args, results: dict, servers: dict, xgb_rps: float, data: Path,
         repeated = key != "single repeated" and any(r["repeated"] for r in results[key])
         return " (REPEATED BODIES: the run outlasted the bodies made)" if repeated else ""
 
-    floor = med("floor", "rps")
     by_round = round_ratios(results)
     ratios = {k: statistics.median(v) for k, v in by_round.items()}
     csv_off = med("csv off", "rps") * 1000
     print(
         f"\nwrk -t2 -c{args.connections}, {args.duration:g} s per single-record run, {args.repeats} interleaved "
-        f"rounds (floor, off, floor, on, ..., floor); CSV: ABBA rounds, -c4, {args.batch_duration:g} s; "
+        f"rounds (floor, off, floor, on, floor, on, floor, off, ..., floor); CSV: ABBA rounds, -c4, "
+        f"{args.batch_duration:g} s; "
         f"{os.cpu_count()} cores shared with wrk; data: {data.name}"
         f"{' (known values only)' if args.known_only else ''}; load average "
         f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after. Medians over rounds; requests and errors "
@@ -516,7 +519,7 @@ def print_report(args, results: dict, servers: dict, xgb_rps: float, data: Path,
         (
             "single JSON, one record repeated, cache on",
             "single repeated",
-            f"{med('single repeated', 'rps') / floor:.2f}× constant app",
+            f"{med('single repeated', 'rps') / per_run(results, 'floor')[-1]:.2f}× the constant app run before it",
         ),
         ("constant Flask app, same gunicorn settings", "floor", "1.00"),
         (

@@ -225,8 +225,6 @@ def _csv_records(text: str, fields: Sequence[str]) -> Records:
         rows = rows[1:]
         if not rows:
             raise PayloadError("CSV has a header but no records")
-    columns: dict[str, list] = {name: [] for name in fields}
-    problems: dict[int, InputError] = {}
     layouts = (
         {len(header): tuple(header)}
         if header is not None
@@ -239,6 +237,8 @@ def _csv_records(text: str, fields: Sequence[str]) -> Records:
     widths = {len(row) for _, row in rows}
     if len(widths) == 1 and (where := positions.get(widths.pop())) is not None:
         return _same_layout_records(rows, fields, where, header)
+    columns: dict[str, list] = {name: [] for name in fields}
+    problems: dict[int, InputError] = {}
     for slot, (number, row) in enumerate(rows):
         where = positions.get(len(row))
         if where is None:

@@ -269,8 +269,10 @@ def _challenge_features(columns: FlightColumns, spec: FeatureSpec) -> np.ndarray
             X[:, j] = airline == known.get(name.removeprefix("OPERA_").casefold(), -1)
         elif name.startswith("MES_"):
             X[:, j] = columns.month == int(name.removeprefix("MES_"))
-        else:  # TIPOVUELO_I: "I" or "N", schema.py answers the canonical case
+        elif name == "TIPOVUELO_I":  # "I" or "N": schema.py answers the canonical case
             X[:, j] = columns.flight_type == "I"
+        else:
+            raise ValueError(f"no rule for feature {name!r} of the challenge set")
     return X
 
 
@@ -279,8 +281,9 @@ def _full_features(columns: FlightColumns, spec: FeatureSpec) -> np.ndarray:
     (each table is zero in the other's columns), then the flight's own columns."""
     tables = spec.calendar_tables
     days, seconds = np.divmod(columns.scheduled.astype(np.int64), SECONDS_PER_DAY)
-    # Fecha-I is required for this set: every row that gets here has a date within schema.YEARS.
-    X = tables.by_day.take(days - tables.first_day, axis=0, mode="clip")
+    # Fecha-I is required for this set and parse_columns keeps it within schema.YEARS (Santiago time), so
+    # every row has a table row; an out-of-range one raises here rather than borrow another day's features.
+    X = tables.by_day.take(days - tables.first_day, axis=0)
     X += tables.by_minute.take(seconds // 60, axis=0)
     X[:, tables.international] = columns.flight_type == "I"
     X[:, tables.airline] = spec.codes(OPERA, columns.airline)

@@ -241,12 +241,17 @@ def parse_timestamps(
             errors.append(
                 InvalidRecordError(i, field_name, f"year {match[1]} is outside {YEARS[0]}-{YEARS[1]}")
             )
-        elif match[8]:  # an offset: convert to Santiago local time
+        elif match[8]:  # an offset: convert to Santiago local time (which may cross a year boundary)
             try:
                 local = datetime.fromisoformat(match[0]).astimezone(_santiago())
-                texts[i] = local.strftime("%Y-%m-%dT%H:%M:%S")
             except ValueError:
                 errors.append(InvalidRecordError(i, field_name, f"not a calendar date-time: {shown(value)}"))
+                continue
+            if not YEARS[0] <= local.year <= YEARS[1]:
+                reason = f"year {local.year} (Santiago time) is outside {YEARS[0]}-{YEARS[1]}"
+                errors.append(InvalidRecordError(i, field_name, reason))
+            else:
+                texts[i] = local.strftime("%Y-%m-%dT%H:%M:%S")
         else:
             texts[i] = match[0][:19] if match[7] else match[0]
     try:
@@ -363,7 +368,7 @@ def _raw_values(
     from_alias: dict[int, str] = {}
     for alias in column.aliases:
         others = raw.get(alias)
-        if others is None or others.count(None) == len(others):
+        if others is None or all(v is None for v in others):
             continue
         if values is None:
             values = [None] * n_rows
@@ -490,13 +495,13 @@ def _missing_required(
         errors += [
             InvalidRecordError(i, group[0], what)
             for i in sorted(rows or ())
-            if i not in already and not any(_derived(parsed, name, i) for name in group)
+            if i not in already and not any(_present(parsed, name, i) for name in group)
         ]
     return errors
 
 
-def _derived(parsed: Mapping[str, np.ndarray], name: str, row: int) -> bool:
-    """Whether ``parsed`` holds a value for field ``name`` in ``row`` (Des-I and TIPOVUELO may be derived)."""
+def _present(parsed: Mapping[str, np.ndarray], name: str, row: int) -> bool:
+    """Whether ``parsed`` holds a value for field ``name`` in ``row``, given or derived (Des-I, TIPOVUELO)."""
     if name not in _ATTRIBUTE:
         return False
     value = parsed[_ATTRIBUTE[name]][row]

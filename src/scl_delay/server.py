@@ -50,8 +50,6 @@ _STATUS: dict[type[InputError], int] = {
 MODEL_VERSION_HEADER = "X-Model-Version"
 INVOCATIONS = "/invocations"
 PREDICT_DELAY = "/predict_delay_probability"  # the earlier service's route (issue 16)
-MB = 1024 * 1024
-AWS_MAX_PAYLOAD_MB = 100  # MaxPayloadInMB, and MaxConcurrentTransforms x MaxPayloadInMB, at most 100
 _SLASHES = re.compile(r"//+")
 
 
@@ -74,13 +72,8 @@ def too_large(limit: int) -> bytes:
 
 
 def execution_parameters(settings: ServeSettings) -> dict:
-    """What Batch Transform may ask for, within AWS's limits: MaxPayloadInMB <= 100, and
-    MaxConcurrentTransforms x MaxPayloadInMB <= 100; 0 (no limit, chunked bodies) when so configured."""
-    if settings.max_body_bytes is None:
-        payload_mb, concurrency = 0, settings.workers
-    else:
-        payload_mb = max(1, min(AWS_MAX_PAYLOAD_MB, settings.max_body_bytes // MB))
-        concurrency = max(1, min(settings.workers, AWS_MAX_PAYLOAD_MB // payload_mb))
+    """What Batch Transform may ask for (``ServeSettings.transform_limits``: within AWS's limits)."""
+    concurrency, payload_mb = settings.transform_limits()
     return {
         "MaxConcurrentTransforms": concurrency,
         "BatchStrategy": "MultiRecord",

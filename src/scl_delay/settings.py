@@ -22,6 +22,8 @@ SM_OUTPUT_DATA_DIR = "SM_OUTPUT_DATA_DIR"
 BIND_PORT = ("SAGEMAKER_BIND_TO_PORT", "PORT")
 WORKERS = ("MODEL_SERVER_WORKERS", "SAGEMAKER_MODEL_SERVER_WORKERS")
 TIMEOUT = ("MODEL_SERVER_TIMEOUT", "SAGEMAKER_MODEL_SERVER_TIMEOUT")
+MB = 1024 * 1024
+AWS_MAX_PAYLOAD_MB = 100  # MaxPayloadInMB, and MaxConcurrentTransforms x MaxPayloadInMB, at most 100
 MAX_PAYLOAD_MB = ("SAGEMAKER_MAX_PAYLOAD_IN_MB",)  # 0: no limit (AWS: arbitrarily large, chunked bodies)
 UNKNOWN_POLICY = ("SCL_UNKNOWN_POLICY",)  # score (default) or reject values outside the vocabulary
 ON_ERROR = ("SCL_ON_ERROR",)  # record (default: an error entry in the invalid record's place) or fail
@@ -135,6 +137,14 @@ def parse_output(value: str) -> tuple[str, ...]:
     return tuple(n for n in OUTPUT_CHOICES if n in chosen)
 
 
+def transform_limits(workers: int, max_body_bytes: int | None) -> tuple[int, int]:
+    """See ``ServeSettings.transform_limits``."""
+    if max_body_bytes is None:
+        return workers, 0
+    payload_mb = max(1, min(AWS_MAX_PAYLOAD_MB, max_body_bytes // MB))
+    return max(1, min(workers, AWS_MAX_PAYLOAD_MB // payload_mb)), payload_mb
+
+
 @dataclass(frozen=True)
 class ServeSettings:
     """How `serve` binds, scales and bounds requests.
@@ -157,7 +167,12 @@ class ServeSettings:
     on_error: str = "record"
     prediction_cache_size: int = 65536
     worker_class: str = "gthread"
-    threads: int = 3  # one free for /ping while two of the largest requests run on this worker
+    threads: int = 3  # from_env: one more than the transforms Batch Transform may run at once (/ping's)
+
+    def transform_limits(self) -> tuple[int, int]:
+        """(MaxConcurrentTransforms, MaxPayloadInMB) within AWS's limits: MaxPayloadInMB <= 100, and their
+        product <= 100; (workers, 0) when there is no body limit (0: unlimited, chunked bodies)."""
+        return transform_limits(self.workers, self.max_body_bytes)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ServeSettings:
@@ -170,16 +185,21 @@ class ServeSettings:
             except ValueError as e:
                 raise SettingsError(f"{found[0]}={found[1]!r}: {e}") from None
         worker_class = _first(env, WORKER_CLASS)
+        workers = _int(env, WORKERS, default=os.cpu_count() or 1)
+        max_body_bytes = _int(env, MAX_PAYLOAD_MB, default=6, minimum=0) * MB or None
+        # gunicorn does not balance connections: every concurrent transform may land on one worker, and a
+        # thread must stay free there for /ping.
+        concurrent_transforms = transform_limits(workers, max_body_bytes)[0]
         return cls(
             model_dir=Path(env.get(SM_MODEL_DIR) or opt_ml / "model"),
             port=_int(env, BIND_PORT, default=8080),
-            workers=_int(env, WORKERS, default=os.cpu_count() or 1),
+            workers=workers,
             timeout_s=_int(env, TIMEOUT, default=60),
-            max_body_bytes=_int(env, MAX_PAYLOAD_MB, default=6, minimum=0) * 1024 * 1024 or None,
+            max_body_bytes=max_body_bytes,
             inference_output=output,
             unknown=_choice(env, UNKNOWN_POLICY, UNKNOWN_CHOICES),
             on_error=_choice(env, ON_ERROR, ON_ERROR_CHOICES),
             prediction_cache_size=_int(env, PREDICTION_CACHE, default=65536, minimum=0),
             worker_class=worker_class[1] if worker_class else "gthread",
-            threads=_int(env, WORKER_THREADS, default=3),
+            threads=_int(env, WORKER_THREADS, default=concurrent_transforms + 1),
         )

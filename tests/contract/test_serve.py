@@ -897,3 +897,5 @@ def test_execution_parameters_stay_within_aws_limits(workers, payload_mb, expect
     doc = execution_parameters(settings)
     assert (doc["MaxConcurrentTransforms"], doc["MaxPayloadInMB"]) == expected
     assert doc["MaxConcurrentTransforms"] * doc["MaxPayloadInMB"] <= 100
+    # gunicorn does not balance connections: all of them may land on one worker, which keeps one for /ping
+    assert settings.threads == doc["MaxConcurrentTransforms"] + 1

@@ -90,6 +90,15 @@ def test_timestamps_reject_nat_text_and_impossible_dates():
     assert sorted(e.index for e in errors) == [1, 2, 3]
 
 
+def test_an_offset_that_moves_the_year_out_of_range_is_refused():
+    parsed, errors = parse_timestamps(["1950-01-01T02:00:00Z", "2100-12-31T23:30-06:00"], "Fecha-I")
+    assert [e.reason for e in errors] == [
+        "year 1949 (Santiago time) is outside 1950-2100",
+        "year 2101 (Santiago time) is outside 1950-2100",
+    ]
+    assert np.isnat(parsed).all()
+
+
 def test_month_comes_from_mes_when_fecha_i_is_absent():
     schema = InputSchema(
         ("OPERA", "TIPOVUELO", "MES", "Fecha-I"), (("OPERA",), ("TIPOVUELO",), ("MES", "Fecha-I"))
