@@ -13,7 +13,7 @@ import requests
 
 from local_aws.process import PORT_ENV, ROOT, SERVE, LocalProcess, free_port
 
-__all__ = ["ROOT", "SERVE", "ServerProcess", "free_port", "venv_env"]
+__all__ = ["ROOT", "SERVE", "ServerProcess", "free_port", "start_serve", "venv_env"]
 
 
 def venv_env(**extra: str) -> dict[str, str]:
@@ -51,3 +51,16 @@ class ServerProcess(LocalProcess):
             return super().wait_ping(deadline_s, expect)
         except RuntimeError as e:
             raise AssertionError(str(e)) from None
+
+
+def start_serve(opt_ml: Path, model_dir: Path, log_dir: Path, **env: str) -> ServerProcess:
+    """`container/serve` exactly as SageMaker starts it, on a free loopback port; returns once /ping is 200."""
+    process = ServerProcess(
+        [str(SERVE)], venv_env(OPT_ML_DIR=str(opt_ml), SM_MODEL_DIR=str(model_dir), **env), log_dir=log_dir
+    )
+    try:
+        process.wait_ping(deadline_s=30)
+    except BaseException:
+        process.stop()
+        raise
+    return process

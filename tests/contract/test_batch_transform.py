@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from processes import ROOT, ServerProcess, venv_env
+from processes import start_serve
 
 from scl_delay.artifact import load_model
 from scl_delay.features import build_features
@@ -40,18 +40,11 @@ GARBAGE = {  # line index (0 = header) -> what replaces it
 
 @pytest.fixture(scope="module")
 def server(trained_opt_ml, model_dir, tmp_path_factory):
-    process = ServerProcess(
-        [str(ROOT / "container" / "serve")],
-        venv_env(
-            OPT_ML_DIR=str(trained_opt_ml),
-            SM_MODEL_DIR=str(model_dir),
-            SAGEMAKER_MAX_PAYLOAD_IN_MB="1",
-            MODEL_SERVER_WORKERS="2",
-        ),
-        log_dir=tmp_path_factory.mktemp("transform-log"),
+    log_dir = tmp_path_factory.mktemp("transform-log")
+    process = start_serve(
+        trained_opt_ml, model_dir, log_dir, SAGEMAKER_MAX_PAYLOAD_IN_MB="1", MODEL_SERVER_WORKERS="2"
     )
     try:
-        process.wait_ping(deadline_s=30)
         yield process
     finally:
         assert process.stop() == 0, process.log_tail()
@@ -173,13 +166,8 @@ def test_ping_answers_within_a_second_while_the_largest_requests_run_on_every_wo
     """MaxConcurrentTransforms requests of the largest allowed size (6 MB) at once, default settings: even
     when both land on one worker (gunicorn does not balance connections), its third thread answers /ping.
     With 2 threads that /ping waited for one of them (measured: worst 1.9-3.4 s on a busy host)."""
-    server = ServerProcess(
-        [str(ROOT / "container" / "serve")],
-        venv_env(OPT_ML_DIR=str(trained_opt_ml), SM_MODEL_DIR=str(model_dir), MODEL_SERVER_WORKERS="2"),
-        log_dir=tmp_path,
-    )
+    server = start_serve(trained_opt_ml, model_dir, tmp_path, MODEL_SERVER_WORKERS="2")
     try:
-        server.wait_ping(deadline_s=30)
         parameters = requests.get(f"{server.url}/execution-parameters", timeout=10).json()
         line = b"2017-01-01 23:30:00,Grupo LATAM,I,KMIA\n"
         body = line * (parameters["MaxPayloadInMB"] * 1024 * 1024 // len(line))

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from processes import ROOT, ServerProcess, venv_env
+from processes import start_serve
 
 from scl_delay.artifact import load_model
 from scl_delay.errors import InputError
@@ -57,19 +57,12 @@ def expect_status(response: requests.Response, status: int) -> dict | str:
 @pytest.fixture(scope="module")
 def server(trained_opt_ml, model_dir, tmp_path_factory):
     """One gunicorn for the whole module, started exactly as SageMaker would (container/serve)."""
-    process = ServerProcess(
-        [str(ROOT / "container" / "serve")],
-        venv_env(
-            OPT_ML_DIR=str(trained_opt_ml),
-            SM_MODEL_DIR=str(model_dir),
-            SAGEMAKER_MAX_PAYLOAD_IN_MB="1",
-            MODEL_SERVER_WORKERS="2",
-        ),
-        log_dir=tmp_path_factory.mktemp("serve-log"),
+    log_dir = tmp_path_factory.mktemp("serve-log")
+    process = start_serve(
+        trained_opt_ml, model_dir, log_dir, SAGEMAKER_MAX_PAYLOAD_IN_MB="1", MODEL_SERVER_WORKERS="2"
     )
+    process.startup_s = time.monotonic() - process.started
     try:
-        process.wait_ping(deadline_s=30)
-        process.startup_s = time.monotonic() - process.started
         yield process
     finally:
         code = process.stop()

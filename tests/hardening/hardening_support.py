@@ -18,8 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import ROOT, venv_env
-from processes import ServerProcess
+from conftest import ROOT
 
 SPEC_PATH = ROOT / "openapi.yaml"
 RESULTS_FILE = "hardening-figures.json"
@@ -27,21 +26,6 @@ RESULTS_FILE = "hardening-figures.json"
 GOOD = {"Fecha-I": "2017-01-01 23:30:00", "OPERA": "Grupo LATAM", "TIPOVUELO": "I", "Des-I": "KMIA"}
 GOOD2 = {"Fecha-I": "2017-07-20 08:05", "OPERA": "Sky Airline", "TIPOVUELO": "N", "Des-I": "SCFA"}
 FIELDS = ("Fecha-I", "OPERA", "TIPOVUELO", "Des-I")
-
-
-def start_serve(opt_ml: Path, model_dir: Path, log_dir: Path, **env: str) -> ServerProcess:
-    """`container/serve` exactly as SageMaker starts it, on a free loopback port; returns once /ping is 200."""
-    process = ServerProcess(
-        [str(ROOT / "container" / "serve")],
-        venv_env(OPT_ML_DIR=str(opt_ml), SM_MODEL_DIR=str(model_dir), **env),
-        log_dir=log_dir,
-    )
-    try:
-        process.wait_ping(deadline_s=30)
-    except BaseException:
-        process.stop()
-        raise
-    return process
 
 
 def record_figures(request, tmp_dir: Path, name: str, figures: dict) -> None:

@@ -21,12 +21,12 @@ import requests
 import schemathesis
 import yaml
 from conftest import ROOT, make_opt_ml, run_train, venv_env
-from hardening_support import GOOD, GOOD2, SPEC_PATH, record_figures, start_serve
+from hardening_support import GOOD, GOOD2, SPEC_PATH, record_figures
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_spec
-from processes import ServerProcess
+from processes import ServerProcess, start_serve
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from schemathesis import GenerationMode

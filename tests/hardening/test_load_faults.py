@@ -25,9 +25,9 @@ from hardening_support import (
     peer_ports,
     post_request,
     record_figures,
-    start_serve,
     wait_for,
 )
+from processes import start_serve
 
 from scl_delay.scoring import MAX_EXPLAINED_RECORDS
 
