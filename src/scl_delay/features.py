@@ -118,6 +118,28 @@ class CalendarTables:
     airline: int
     destination: int
 
+    def features(self, days: np.ndarray, minutes: np.ndarray) -> np.ndarray:
+        """Each row's day-table row plus its minute-table row (each is zero in the other's columns)."""
+        shape = (len(days), self.by_day.shape[1])
+        X = self._day_rows[days - self.first_day].view(np.float32).reshape(shape)
+        X += self._minute_rows[minutes].view(np.float32).reshape(shape)
+        return X
+
+    # The tables as 1-D arrays of whole rows, gathered by 1-D indexing: ``take`` and row indexing of a 2-D
+    # array release the GIL on every call, however small, and a serving thread then waits for another thread
+    # to give it back (up to ``sys.getswitchinterval()``, 5 ms); 1-D indexing keeps it for small gathers.
+    @cached_property
+    def _day_rows(self) -> np.ndarray:
+        return _as_rows(self.by_day)
+
+    @cached_property
+    def _minute_rows(self) -> np.ndarray:
+        return _as_rows(self.by_minute)
+
+
+def _as_rows(table: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(table).view(np.dtype((np.void, table.shape[1] * table.itemsize))).reshape(-1)
+
 
 def calendar_tables(names: Sequence[str]) -> CalendarTables:
     first, last = np.datetime64(f"{YEARS[0]}-01-01", "D"), np.datetime64(f"{YEARS[1]}-12-31", "D")
@@ -282,9 +304,8 @@ def _full_features(columns: FlightColumns, spec: FeatureSpec) -> np.ndarray:
     tables = spec.calendar_tables
     days, seconds = np.divmod(columns.scheduled.astype(np.int64), SECONDS_PER_DAY)
     # Fecha-I is required for this set and parse_columns keeps it within schema.YEARS (Santiago time), so
-    # every row has a table row; an out-of-range one raises here rather than borrow another day's features.
-    X = tables.by_day.take(days - tables.first_day, axis=0)
-    X += tables.by_minute.take(seconds // 60, axis=0)
+    # every row has a table row; a day past the table raises here rather than borrow another day's features.
+    X = tables.features(days, seconds // 60)
     X[:, tables.international] = columns.flight_type == "I"
     X[:, tables.airline] = spec.codes(OPERA, columns.airline)
     X[:, tables.destination] = spec.codes(DES_I, columns.destination)

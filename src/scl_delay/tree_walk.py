@@ -33,9 +33,11 @@ import numpy as np
 
 
 def _libm_expf():
-    """The C library's ``expf``, which XGBoost's logistic calls; None where it cannot be loaded."""
+    """The C library's ``expf``, which XGBoost's logistic calls; None where it cannot be loaded. Through
+    ``PyDLL``, which keeps the GIL: ``CDLL`` releases it on every call, and a serving thread then waits for
+    another thread to give it back."""
     try:
-        expf = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6").expf
+        expf = ctypes.PyDLL(ctypes.util.find_library("m") or "libm.so.6").expf
     except (OSError, AttributeError):
         return None
     expf.restype, expf.argtypes = ctypes.c_float, [ctypes.c_float]
@@ -70,15 +72,21 @@ class CategoricalTests:
 
     feature: int
     columns: slice  # where these tests' values sit in the augmented row
-    edges: np.ndarray  # float32 [0, 1, ..., k, inf, nan]: searchsorted(side="right") gives the table row
+    edges: np.ndarray  # float32 [0, 1, ..., k, inf, nan]: bisect_right gives the table row
     bounds: tuple[float, ...]  # the same without the NaN, for one row at a time
     table: np.ndarray  # float32 (k + 4, tests): below 0, codes 0..k-1, k and above, inf, missing
 
     def values(self, codes: np.ndarray) -> np.ndarray:
-        return self.table[np.searchsorted(self.edges, codes, side="right")]
+        rows = np.floor(codes) + 1  # the table row of codes 0..k-1; NaN stays NaN
+        np.clip(
+            rows, 0, len(self.edges) - 2, out=rows
+        )  # below 0 -> row 0; k and above (inf too) -> row k + 1
+        rows[np.isnan(rows)] = len(self.edges)  # missing: the last row
+        tests = self.table.shape[1]
+        return self.table.reshape(-1)[rows.astype(np.intp)[:, None] * tests + np.arange(tests)]
 
     def value_row(self, code: float) -> np.ndarray:
-        """``values`` for one code, with Python's bisect (as searchsorted: NaN last)."""
+        """``values`` for one code, with Python's bisect (NaN last)."""
         return self.table[len(self.edges) if code != code else bisect.bisect_right(self.bounds, code)]
 
 
@@ -104,14 +112,13 @@ class TreeWalk:
         if rows == 1:  # one row: no offsets (each NumPy call costs ~0.5 µs here, whatever its size)
             node = self.roots[None, :]
             for _ in range(self.depth):
-                node = second_child.take(node) - (values.take(column.take(node)) < threshold.take(node))
+                node = second_child[node] - (values[column[node]] < threshold[node])
         else:
             node = np.repeat(self.roots[None, :], rows, axis=0)
             offset = (np.arange(rows, dtype=np.intp) * self.row_width)[:, None]
             for _ in range(self.depth):
-                tested = values.take(column.take(node) + offset)
-                node = second_child.take(node) - (tested < threshold.take(node))
-        margin = np.add.accumulate(self.leaf_value.take(node), axis=1)[:, -1]  # float32, in tree order
+                node = second_child[node] - (values[column[node] + offset] < threshold[node])
+        margin = np.add.accumulate(self.leaf_value[node], axis=1)[:, -1]  # float32, in tree order
         return sigmoid(margin)
 
     def probe_rows(self, rows: int, seed: int = 0) -> np.ndarray:
