@@ -25,10 +25,11 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import json
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+
+import orjson
 
 from .errors import InputError, NotAcceptableError, PayloadError, UnsupportedMediaTypeError
 from .schema import HEADERLESS_FIELDS, SCL_COLUMNS
@@ -56,6 +57,8 @@ REQUEST_TYPES = tuple(_REQUEST_TYPES)
 RECORD_LISTS = ("instances", "flights")
 CSV_EXTRA_COLUMNS = ("unknown", "error")  # after the chosen outputs, on every CSV answer line
 _TOO_DEEP = "invalid JSON: nested too deeply (a record is a flat object)"
+_AFTER_DOCUMENT = "unexpected content after document"  # orjson's message: another value follows the first
+_DEPTH_LIMIT = "depth limit exceeded"  # orjson's message past 1,024 levels
 _BLANK = "blank line: no record"
 
 
@@ -127,13 +130,11 @@ def decode_records(body: bytes, content_type: str | None, fields: Sequence[str])
 
 def _json_records(text: str, fields: Sequence[str]) -> Records:
     try:
-        doc = json.loads(text)
-    except ValueError as e:
-        if getattr(e, "msg", "") == "Extra data" and text.lstrip().startswith("{"):
+        doc = orjson.loads(text)
+    except orjson.JSONDecodeError as e:
+        if e.msg == _AFTER_DOCUMENT and text.lstrip().startswith("{"):
             return _jsonlines_records(text, fields)  # one object per line, sent as application/json
-        raise PayloadError(f"invalid JSON: {getattr(e, 'msg', e)}", getattr(e, "lineno", None)) from None
-    except RecursionError:  # e.g. "[[[[..." thousands deep: json's decoder recurses per level
-        raise PayloadError(_TOO_DEEP) from None
+        raise PayloadError(_invalid_json(e), e.lineno) from None
     if isinstance(doc, dict):
         for key in RECORD_LISTS:
             if key in doc:
@@ -176,13 +177,14 @@ def _jsonlines_records(text: str, fields: Sequence[str]) -> Records:
             items.append(PayloadError(f"record {len(items)}: {_BLANK}", number, record=len(items)))
             continue
         try:
-            items.append(json.loads(line))
-        except ValueError as e:
-            reason = f"record {len(items)}: invalid JSON: {getattr(e, 'msg', e)}"
-            items.append(PayloadError(reason, number, record=len(items)))
-        except RecursionError:
-            items.append(PayloadError(f"record {len(items)}: {_TOO_DEEP}", number, record=len(items)))
+            items.append(orjson.loads(line))
+        except orjson.JSONDecodeError as e:
+            items.append(PayloadError(f"record {len(items)}: {_invalid_json(e)}", number, record=len(items)))
     return _object_records(items, fields, lines)
+
+
+def _invalid_json(e: orjson.JSONDecodeError) -> str:
+    return _TOO_DEEP if e.msg == _DEPTH_LIMIT else f"invalid JSON: {e.msg}"
 
 
 def body_lines(text: str) -> list[str]:
@@ -341,15 +343,14 @@ class Answers:
 
 def _json_body(answers: Answers) -> bytes:
     records = [answers.record(i) for i in range(len(answers.probabilities))]
-    return json.dumps(
-        {"predictions": records, "model_version": answers.model_version, "threshold": answers.threshold},
-        allow_nan=False,
-    ).encode()
+    return orjson.dumps(
+        {"predictions": records, "model_version": answers.model_version, "threshold": answers.threshold}
+    )
 
 
 def _jsonlines_body(answers: Answers) -> bytes:
     n = len(answers.probabilities)
-    return "".join(json.dumps(answers.record(i), allow_nan=False) + "\n" for i in range(n)).encode()
+    return b"".join(orjson.dumps(answers.record(i), option=orjson.OPT_APPEND_NEWLINE) for i in range(n))
 
 
 def _csv_body(answers: Answers) -> bytes:
@@ -449,4 +450,4 @@ def legacy_body(answers: Answers, single: bool) -> bytes:
         return record
 
     records = [one(i) for i in range(len(answers.probabilities))]
-    return json.dumps(records[0] if single else records, allow_nan=False).encode()
+    return orjson.dumps(records[0] if single else records)

@@ -11,13 +11,13 @@ Paths are normalised before routing (``//invocations`` is ``/invocations``: a ba
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable
 from http import HTTPStatus
 from urllib.parse import parse_qsl
 
+import orjson
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
@@ -61,7 +61,7 @@ def status_for(error: InputError) -> int:
 
 
 def error_body(code: str, message: str, **extra) -> bytes:
-    return json.dumps(error_document(code, message, **extra)).encode()
+    return orjson.dumps(error_document(code, message, **extra))
 
 
 _INTERNAL = error_body("internal_error", "internal server error")
@@ -131,7 +131,7 @@ def create_app(model_or_error: LoadedModel | BaseException, settings: ServeSetti
     if model is None:  # built only when loading failed; it carries the reason, never an object's repr
         reason = str(model_or_error) or type(model_or_error).__name__
         unavailable_body = error_body("model_unavailable", f"model not loaded: {reason}")
-    ping_body = json.dumps({"status": "ok", "model_version": model.version}).encode() if model else b""
+    ping_body = orjson.dumps({"status": "ok", "model_version": model.version}) if model else b""
 
     def no_model():
         return Response(unavailable_body, 503, mimetype=JSON)
@@ -148,11 +148,13 @@ def create_app(model_or_error: LoadedModel | BaseException, settings: ServeSetti
 
     @app.get("/model_status", provide_automatic_options=False)
     def status():
-        return no_model() if model is None else Response(json.dumps(model_status(model)), 200, mimetype=JSON)
+        return (
+            no_model() if model is None else Response(orjson.dumps(model_status(model)), 200, mimetype=JSON)
+        )
 
     @app.get("/execution-parameters", provide_automatic_options=False)
     def parameters():
-        return Response(json.dumps(execution_parameters(settings)), 200, mimetype=JSON)
+        return Response(orjson.dumps(execution_parameters(settings)), 200, mimetype=JSON)
 
     @app.after_request
     def add_model_version(response: Response) -> Response:
@@ -161,7 +163,7 @@ def create_app(model_or_error: LoadedModel | BaseException, settings: ServeSetti
 
     @app.errorhandler(InputError)
     def input_error(e: InputError):
-        return Response(json.dumps(e.document()), status_for(e), mimetype=JSON)
+        return Response(orjson.dumps(e.document()), status_for(e), mimetype=JSON)
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
@@ -251,7 +253,7 @@ def _answer(handler, scorer: Scorer, settings: ServeSettings, body: bytes, envir
         )
         return out, kind, 200, invalid
     except InputError as e:
-        return json.dumps(e.document()).encode(), JSON, status_for(e), 0
+        return orjson.dumps(e.document()), JSON, status_for(e), 0
     except Exception:
         log.exception("unhandled error serving POST %s", environ.get("PATH_INFO"))
         return _INTERNAL, JSON, 500, 0
