@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -105,12 +106,7 @@ def decode_records(body: bytes, content_type: str | None, fields: Sequence[str])
     Raises ``UnsupportedMediaTypeError`` for other content types and ``PayloadError`` when the body
     cannot be read as records at all (empty, undecodable, not JSON, no records).
     """
-    kind = _REQUEST_TYPES.get(media_type(content_type) or JSON)
-    if kind is None:
-        raise UnsupportedMediaTypeError(
-            f"unsupported Content-Type {content_type!r}; send one of {', '.join(REQUEST_TYPES)}"
-        )
-    encoding = charset(content_type)
+    kind, encoding = _request_format(content_type)
     if not body or not body.strip():
         raise PayloadError("empty body: send at least one record")
     try:
@@ -126,6 +122,17 @@ def decode_records(body: bytes, content_type: str | None, fields: Sequence[str])
     if kind == CSV:
         return _csv_records(text, fields)
     return _jsonlines_records(text, fields)
+
+
+@functools.lru_cache(maxsize=256)  # clients send a handful of Content-Type spellings; errors are not cached
+def _request_format(content_type: str | None) -> tuple[str, str]:
+    """Content-Type -> (request format, character encoding)."""
+    kind = _REQUEST_TYPES.get(media_type(content_type) or JSON)
+    if kind is None:
+        raise UnsupportedMediaTypeError(
+            f"unsupported Content-Type {content_type!r}; send one of {', '.join(REQUEST_TYPES)}"
+        )
+    return kind, charset(content_type)
 
 
 def _json_records(text: str, fields: Sequence[str]) -> Records:
@@ -406,6 +413,7 @@ def negotiate(accept: str | None, explain: bool = False) -> Encoder:
     return encoder
 
 
+@functools.lru_cache(maxsize=256)
 def _first_acceptable(accept: str) -> Encoder:
     for part in accept.split(","):
         kind, _, params = part.partition(";")

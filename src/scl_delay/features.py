@@ -61,6 +61,7 @@ DAY_FEATURES = ("month", "day_of_month", "day_of_year", "weekday", "high_season"
 MINUTE_FEATURES = ("hour", "minute_of_day", "period_of_day")  # functions of the time of day
 FLIGHT_FEATURES = ("international", "airline", "destination")
 SECONDS_PER_DAY = 86_400
+MINUTES_PER_DAY = 1_440
 
 
 def delay_label(scheduled: np.ndarray, operated: np.ndarray) -> np.ndarray:
@@ -302,10 +303,10 @@ def _full_features(columns: FlightColumns, spec: FeatureSpec) -> np.ndarray:
     """The calendar features by lookup: one row of ``spec.calendar_tables`` per day and per minute, summed
     (each table is zero in the other's columns), then the flight's own columns."""
     tables = spec.calendar_tables
-    days, seconds = np.divmod(columns.scheduled.astype(np.int64), SECONDS_PER_DAY)
+    seconds = columns.scheduled.astype(np.int64)
     # Fecha-I is required for this set and parse_columns keeps it within schema.YEARS (Santiago time), so
     # every row has a table row; a day past the table raises here rather than borrow another day's features.
-    X = tables.features(days, seconds // 60)
+    X = tables.features(seconds // SECONDS_PER_DAY, seconds // 60 % MINUTES_PER_DAY)
     X[:, tables.international] = columns.flight_type == "I"
     X[:, tables.airline] = spec.codes(OPERA, columns.airline)
     X[:, tables.destination] = spec.codes(DES_I, columns.destination)

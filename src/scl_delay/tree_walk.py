@@ -26,6 +26,7 @@ from __future__ import annotations
 import bisect
 import ctypes
 import ctypes.util
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -45,6 +46,16 @@ def _libm_expf():
 
 
 _EXPF = _libm_expf()
+_MAX_EXPONENT, _EPSILON = float(np.float32(88.7)), float(np.float32(1e-16))
+_FLOAT32 = struct.Struct("f")
+
+
+def _f32(x: float) -> float:
+    """``x`` rounded to float32. A sum or quotient of float32 values computed in float64 and rounded so is
+    the float32 operation's own result (53 >= 2 x 24 + 2 bits: double rounding is innocuous)."""
+    return _FLOAT32.unpack(_FLOAT32.pack(x))[0]
+
+
 _ZERO = np.zeros(1, dtype=np.float32)
 
 
@@ -55,10 +66,10 @@ def sigmoid(margin: np.ndarray) -> np.ndarray:
     and a float64 ``exp`` rounded to float32 for ~0.01%; the C function itself gives the very bits
     XGBoost gives, so a record's probability, and its decision at a threshold that is itself a training
     score, never depend on which engine scored it. A call per row costs ~0.3 µs."""
-    x = np.minimum(-margin, np.float32(88.7))
-    if _EXPF is not None and len(x) == 1:  # one row: NumPy scalars, not arrays (a third of the time)
-        e1 = np.float32(_EXPF(float(x[0])))
-        return np.array([np.float32(1) / (e1 + np.float32(1) + np.float32(1e-16))], dtype=np.float32)
+    if _EXPF is not None and len(margin) == 1:  # one row: Python floats rounded to float32, not NumPy calls
+        e = _EXPF(min(-float(margin[0]), _MAX_EXPONENT))
+        return np.array([1.0 / _f32(_f32(e + 1.0) + _EPSILON)], dtype=np.float32)  # rounds the quotient
+    x = np.minimum(-margin, np.float32(_MAX_EXPONENT))
     if _EXPF is None:
         e = np.exp(x.astype(np.float64)).astype(np.float32)
     else:

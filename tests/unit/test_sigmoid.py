@@ -1,0 +1,16 @@
+"""The walk's logistic: the one-row path (Python floats rounded to float32) gives the bits of the array path."""
+
+import numpy as np
+
+from scl_delay.tree_walk import sigmoid
+
+
+def test_one_row_sigmoid_gives_the_array_paths_bits():
+    rng = np.random.default_rng(1)
+    edges = [0.0, -0.0, 88.7, -88.7, 89.0, -89.0, 1e-30, np.inf, -np.inf]
+    margins = np.concatenate([rng.normal(0, 3, 50_000), rng.uniform(-100, 100, 20_000), edges]).astype(
+        np.float32
+    )
+    one_by_one = np.concatenate([sigmoid(margins[i : i + 1]) for i in range(len(margins))])
+    assert one_by_one.dtype == np.float32
+    assert np.array_equal(one_by_one.view(np.int32), sigmoid(margins).view(np.int32))
