@@ -159,7 +159,7 @@ class InputSchema:
         return tuple(names)
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: a frozen dataclass's __init__ costs 3x as much, and this one runs on every request
 class FlightColumns:
     """Parsed, validated columns. Rows that failed validation hold placeholders; see ``valid``."""
 
@@ -348,9 +348,7 @@ def parse_categories(
         else:
             listed = allowed or tuple(dict.fromkeys(lookup.values()))
             errors.append(InvalidRecordError(i, field_name, _unknown(field_name, value, listed)))
-    column = np.empty(len(out), dtype=object)
-    column[:] = out
-    return column, errors
+    return np.array(out, dtype=object), errors
 
 
 def _unknown(field_name: str, value: str, allowed: Sequence[str]) -> str:
@@ -365,6 +363,8 @@ def _raw_values(
     """The column's values, each taken from its name or, where that is missing, from an alias; with the rows
     whose value came from an alias (for error messages)."""
     values = raw.get(column.name)
+    if not column.aliases:
+        return ([None] * n_rows if values is None else values), {}
     from_alias: dict[int, str] = {}
     for alias in column.aliases:
         others = raw.get(alias)
