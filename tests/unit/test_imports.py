@@ -48,3 +48,14 @@ def test_serving_imports_neither_scikit_learn_nor_its_scipy(module, tmp_path):
 def test_training_still_gets_scikit_learn_after_the_model_module_hid_it(tmp_path):
     loaded = loaded_modules("scl_delay.model, scl_delay.metrics, scl_delay.baseline", {"PATH": "/usr/bin"})
     assert "sklearn.metrics" in loaded and "sklearn.linear_model" in loaded
+
+
+def test_serving_freezes_what_it_loads_before_gunicorn_forks(tmp_path):
+    """serve.py, imported by gunicorn's master (preload_app), leaves its objects to the permanent generation."""
+    probe = "import gc, serve; print(gc.get_freeze_count())"
+    env = {"PATH": "/usr/bin:/bin", "OPT_ML_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert int(result.stdout.split()[-1]) > 10_000  # the package, Flask, NumPy, XGBoost: tens of thousands
