@@ -2,7 +2,8 @@
 
 Env: SAGEMAKER_BIND_TO_PORT, else PORT (Cloud Run, ECS, most platforms), else 8080;
 MODEL_SERVER_WORKERS / SAGEMAKER_MODEL_SERVER_WORKERS (one per core), MODEL_SERVER_TIMEOUT /
-SAGEMAKER_MODEL_SERVER_TIMEOUT (gunicorn's worker timeout in seconds, 60), SCL_WORKER_CLASS, SCL_WORKER_THREADS.
+SAGEMAKER_MODEL_SERVER_TIMEOUT (gunicorn's worker timeout in seconds, 60), SCL_WORKER_CLASS,
+SCL_WORKER_THREADS.
 
 Worker class, by measurement (scripts/bench_serve.py, 2 cores shared with wrk -t2 -c32, single-record JSON;
 the machine was also busy with other work, so absolute numbers are noisy): gthread 2,200-3,950 req/s with 1-4

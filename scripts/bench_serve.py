@@ -20,8 +20,8 @@ interleaved (floor, off, floor, on, floor, on, floor, off, ..., floor) and each 
 floor runs just before and after it, the median over rounds (this machine's speed drifts by 2x within
 minutes; neighbours share the drift); 1,000-record CSV bodies in ABBA order (off, on, on, off, ...) in
 records/s beside XGBoost's own in-process throughput on the same rows, measured between the rounds. wrk
-shares the machine's cores with the servers. Floors (issues 10 and 15): single-record cache off >= 0.80x the floor,
-p99 <= 20 ms, no errors over >= 50,000 requests; CSV cache off >= 200,000 records/s; cache on (full)
+shares the machine's cores with the servers. Floors (issues 10 and 15): single-record cache off >= 0.80x the
+floor, p99 <= 20 ms, no errors over >= 50,000 requests; CSV cache off >= 200,000 records/s; cache on (full)
 >= 0.95x cache off for both. Needs wrk (Debian's package; installed with apt-get when run as root).
 """
 
@@ -498,14 +498,15 @@ def print_report(args, results: dict, servers: dict, xgb_rps: float, data: Path,
     ratios = {k: statistics.median(v) for k, v in by_round.items()}
     csv_off = med("csv off", "rps") * 1000
     print(
-        f"\nwrk -t2 -c{args.connections}, {args.duration:g} s per single-record run, {args.repeats} interleaved "
+        f"\nwrk -t2 -c{args.connections}, {args.duration:g} s per single-record run, "
+        f"{args.repeats} interleaved "
         f"rounds (floor, off, floor, on, floor, on, floor, off, ..., floor); CSV: ABBA rounds, -c4, "
         f"{args.batch_duration:g} s; "
         f"{os.cpu_count()} cores shared with wrk; data: {data.name}"
         f"{' (known values only)' if args.known_only else ''}; load average "
         f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after. Medians over rounds; requests and errors "
-        "summed; each ratio is the median over rounds of the run against its neighbours (a server run against "
-        "the floor runs just before and after it, cache on against cache off of the same round).\n"
+        "summed; each ratio is the median over rounds of the run against its neighbours (a server run "
+        "against the floor runs just before and after it, cache on against cache off of the same round).\n"
     )
     print("| scenario | req/s | records/s | p99 ms | requests | errors | server CPU µs/record | ratio |")
     print("|---|---:|---:|---:|---:|---:|---:|---|")
@@ -518,12 +519,14 @@ def print_report(args, results: dict, servers: dict, xgb_rps: float, data: Path,
         (
             "single JSON, distinct, cache on (full)",
             "single on",
-            f"{ratios['cache on / cache off']:.2f}× cache off, {ratios['cache on / floor']:.2f}× constant app",
+            f"{ratios['cache on / cache off']:.2f}× cache off, "
+            f"{ratios['cache on / floor']:.2f}× constant app",
         ),
         (
             "single JSON, one record repeated, cache on",
             "single repeated",
-            f"{med('single repeated', 'rps') / per_run(results, 'floor')[-1]:.2f}× the constant app run before it",
+            f"{med('single repeated', 'rps') / per_run(results, 'floor')[-1]:.2f}× "
+            "the constant app run before it",
         ),
         ("constant Flask app, same gunicorn settings", "floor", "1.00"),
         (

@@ -4,10 +4,11 @@
     .venv/bin/python scripts/bench_steps.py --model-dir DIR [--records 2000] [--repeats 15]
 
 Distinct records of the real dataset as bench_serve.py finds it, else synthetic ones (bench_serve.py's copies
-of the year shifted by 53 weeks at a time), each step timed over all of them and the best of ``--repeats`` passes
-kept (this machine's speed drifts; the best pass is the one least disturbed). Steps: decode the JSON body,
-parse and validate, features, model (the tree walk for one row), encode the answer; then the whole request
-(``scoring.invoke``, cache off) and, for scale, XGBoost's ``inplace_predict`` on the same rows. Prints a markdown table.
+of the year shifted by 53 weeks at a time), each step timed over all of them and the best of ``--repeats``
+passes kept (this machine's speed drifts; the best pass is the one least disturbed). Steps: decode the JSON
+body, parse and validate, features, model (the tree walk for one row), encode the answer; then the whole
+request (``scoring.invoke``, cache off) and, for scale, XGBoost's ``inplace_predict`` on the same rows. Prints
+a markdown table.
 """
 
 from __future__ import annotations

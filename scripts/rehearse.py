@@ -11,7 +11,8 @@
     the registry's versions, then deploy.py --teardown (the registry keeps its history)
 
     .venv/bin/python scripts/rehearse.py [--keep]
-    .venv/bin/python scripts/rehearse.py --image localhost/scl-delay:dev   # `train` inside the image (make image)
+    # `train` inside the image (make image)
+    .venv/bin/python scripts/rehearse.py --image localhost/scl-delay:dev
 
 The account is infra/scl-delay.yaml applied to a moto server that enforces IAM (local_aws.stack,
 local_aws.iam_enforcement: what moto's evaluation leaves out is listed there); each step runs with the
@@ -65,8 +66,8 @@ PRS = (
 
 class LiveRoutes(dict):
     """The runtime stand-in's routes, resolved per call: the endpoint goes to a real `serve` of the version it
-    serves now (endpoint -> config tag -> package -> the model's artifact), started on first use. A version
-    in ``crashing`` goes to a port nothing listens on: a container that crashed (SageMaker: 424 ModelError)."""
+    serves now (endpoint -> config tag -> package -> the model's artifact), started on first use. A version in
+    ``crashing`` goes to a port nothing listens on: a container that crashed (SageMaker: 424 ModelError)."""
 
     def __init__(self, sm, s3, work: Path):
         super().__init__()
@@ -202,10 +203,12 @@ def deploy_args(account: dict, *extra: str) -> list[str]:
 def merge(
     account: dict, work: Path, number: int, commit: str, merge_commit: str, author: str
 ) -> tuple[int, dict]:
-    """What deploy.yml does on the merge, as the deploy role: one deploy.py with its smoke test and rollback."""
+    """What deploy.yml does on the merge, as the deploy role: one deploy.py with its smoke test and
+    rollback."""
     out = work / f"merge-{number}.json"
     print(
-        f"\n== merge PR {number} (by {author}), as the deploy role: deploy.py --commit {commit[:8]} --smoke-test"
+        f"\n== merge PR {number} (by {author}), as the deploy role: "
+        f"deploy.py --commit {commit[:8]} --smoke-test"
     )
     with as_role(account["deploy_env"]):
         code = deploy_main(
@@ -351,7 +354,8 @@ def main() -> int:
         if code != 0:
             return 1
         print(
-            f"== through the gateway URL after PR 2's merge: the answer carries v{outcome['version']}'s model_version"
+            "== through the gateway URL after PR 2's merge: "
+            f"the answer carries v{outcome['version']}'s model_version"
         )
         call_gateway(smoke_url(gw_standin, outcome), {"instances": [SAMPLE_RECORD]}, key)
 

@@ -62,8 +62,8 @@ def _load_rows(figures: dict) -> list[tuple[str, str]]:
         rows.append(
             (
                 f"SIGKILL of a worker at answer {f['killed_worker_at_answer']:,} of {f['requests']:,}",
-                f"**{_lost(f)}**, all on the {f['connections_on_killed_worker']} connections the killed worker "
-                f"held; error statuses {_statuses(f.get('error_statuses') or {})}; "
+                f"**{_lost(f)}**, all on the {f['connections_on_killed_worker']} connections "
+                f"the killed worker held; error statuses {_statuses(f.get('error_statuses') or {})}; "
                 f"workers {f['workers_before']} → {f['workers_after']}; {_ping(f)}",
             )
         )

@@ -54,7 +54,8 @@ class ServerProcess(LocalProcess):
 
 
 def start_serve(opt_ml: Path, model_dir: Path, log_dir: Path, **env: str) -> ServerProcess:
-    """`container/serve` exactly as SageMaker starts it, on a free loopback port; returns once /ping is 200."""
+    """`container/serve` exactly as SageMaker starts it, on a free loopback port; returns once /ping is
+    200."""
     process = ServerProcess(
         [str(SERVE)], venv_env(OPT_ML_DIR=str(opt_ml), SM_MODEL_DIR=str(model_dir), **env), log_dir=log_dir
     )

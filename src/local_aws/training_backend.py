@@ -161,7 +161,8 @@ def run_training_job(
     lay_out_opt_ml(opt_ml, job, s3)
     on_status("Training", "Training image download completed. Training in progress.")
     # One OpenMP thread unless told otherwise: local jobs share the machine (with each other and with tests),
-    # and XGBoost's spinning OpenMP threads then slow a fit down 100x (measured: 30 s vs 0.2 s on 2 busy cores).
+    # and XGBoost's spinning OpenMP threads then slow a fit down 100x (measured: 30 s vs 0.2 s on 2 busy
+    # cores).
     env = {
         "OMP_NUM_THREADS": "1",
         **os.environ,
@@ -220,7 +221,7 @@ def run_training_job(
     return TrainingOutcome("Failed", "Failed", reason[:FAILURE_LIMIT], metrics, code, seconds, lines)
 
 
-# ------------------------------------------------------------------------------- the hook inside moto's server
+# ------------------------------------------------------------------------------ the hook inside moto's server
 
 
 def install(endpoint_url: str, workdir: Path) -> None:

@@ -333,7 +333,8 @@ class Answers:
     header: bool = False  # the request was CSV with a header line
 
     def record(self, i: int) -> dict:
-        """Slot ``i`` as a JSON object: the chosen outputs (+ ``unknown`` when any), or ``{"error": {...}}``."""
+        """Slot ``i`` as a JSON object: the chosen outputs (+ ``unknown`` when any), or
+        ``{"error": {...}}``."""
         if i in self.errors:
             return {"error": self.errors[i].document()["error"]}
         record = {}
@@ -437,14 +438,15 @@ def _positive_q(params: str) -> bool:
     return True
 
 
-# ---------------------------------------------------------------- the earlier delay service's answer (issue 16)
+# -------------------------------------------------------------- the earlier delay service's answer (issue 16)
 
 DELAY_CLASSES = {True: "Alta probabilidad de atraso", False: "Baja probabilidad de atraso"}
 
 
 def legacy_body(answers: Answers, single: bool) -> bytes:
-    """``{"delay_probability": 0.14, "clase": ["Baja probabilidad de atraso"]}`` per record, as the service this
-    project replaces answered; a list for several records, an ``{"error": ...}`` entry for an invalid one."""
+    """``{"delay_probability": 0.14, "clase": ["Baja probabilidad de atraso"]}`` per record, as the service
+    this project replaces answered; a list for several records, an ``{"error": ...}`` entry for an invalid
+    one."""
 
     def one(i: int) -> dict:
         if i in answers.errors:

@@ -108,9 +108,9 @@ def calendar(scheduled: np.ndarray) -> dict[str, np.ndarray]:
 
 @dataclass(frozen=True)
 class CalendarTables:
-    """``calendar``, ``period_of_day`` and ``high_season`` evaluated once for every day of ``schema.YEARS`` and
-    every minute of a day, laid out in a feature set's columns: two lookups instead of some forty NumPy calls,
-    which for one record cost more than the model itself."""
+    """``calendar``, ``period_of_day`` and ``high_season`` evaluated once for every day of ``schema.YEARS``
+    and every minute of a day, laid out in a feature set's columns: two lookups instead of some forty NumPy
+    calls, which for one record cost more than the model itself."""
 
     first_day: int  # days since 1970-01-01 of by_day's first row
     by_day: np.ndarray  # float32 (days, features): the date's features, 0 elsewhere

@@ -113,7 +113,7 @@ def _png(fig, plt) -> bytes:
     return buffer.getvalue()
 
 
-# ---- inline figures: a PR comment shows Mermaid charts and Markdown tables without a login, and no image ----
+# --- inline figures: a PR comment shows Mermaid charts and Markdown tables without a login, and no image ---
 
 PR_CURVE_POINTS = 21  # recall 0.00, 0.05, ..., 1.00
 

@@ -269,7 +269,8 @@ def parse_timestamps(
 def parse_months(
     values: Sequence, field_name: str = MES, missing: list[int] | None = None
 ) -> tuple[np.ndarray, list[InvalidRecordError]]:
-    """``MES``: a whole number 1..12 (or its text, as in CSV); 0 where missing (rows appended to ``missing``)."""
+    """``MES``: a whole number 1..12 (or its text, as in CSV); 0 where missing (rows appended to
+    ``missing``)."""
     out = np.zeros(len(values), dtype=np.int8)
     errors = []
     for i, value in enumerate(values):

@@ -1,4 +1,5 @@
-"""Records -> answers (predictions, explanations, per-record errors), transport-free: what a scoring request runs.
+"""Records -> answers (predictions, explanations, per-record errors), transport-free: what a scoring request
+runs.
 
 ``invoke`` is one /invocations request from body bytes to response bytes; ``Scorer`` scores decoded records;
 ``parse_options`` reads the per-request options. No Flask here: ``server.py`` adapts HTTP to these.
@@ -7,9 +8,11 @@ Per-request options, by precedence: query parameter, then ``X-Amzn-SageMaker-Cus
 (``output=probability;explain=true``, how SageMaker's InvokeEndpoint ``CustomAttributes`` reach the
 container), then the environment default:
 
-- ``output``: ``probability``, ``decision``, ``both`` or ``probability,decision`` (``SAGEMAKER_INFERENCE_OUTPUT``);
+- ``output``: ``probability``, ``decision``, ``both`` or ``probability,decision``
+  (``SAGEMAKER_INFERENCE_OUTPUT``);
 - ``explain``: ``true`` adds, per record, the features that pushed the delay log-odds up and down the most
-  (XGBoost's own SHAP contributions), for at most ``MAX_EXPLAINED_RECORDS`` records; ``top`` (1-20, default 3);
+  (XGBoost's own SHAP contributions), for at most ``MAX_EXPLAINED_RECORDS`` records; ``top``
+  (1-20, default 3);
 - ``unknown``: ``score`` (default) scores a value the model never saw as training does (as missing) and names
   the field in the record's ``unknown`` list; ``reject`` makes it an invalid record (``SCL_UNKNOWN_POLICY``);
 - ``on_error``: ``record`` (default) answers an invalid record with an error entry in its place and scores the
@@ -199,7 +202,8 @@ def _request_error(errors: dict[int, InputError]) -> InputError:
 def invoke(
     scorer: Scorer, body: bytes, content_type: str | None, accept: str | None, options: Options
 ) -> tuple[bytes, str, int]:
-    """One /invocations request: -> (response body, its media type, invalid records); raises ``InputError``."""
+    """One /invocations request: -> (response body, its media type, invalid records); raises
+    ``InputError``."""
     encoder = negotiate(accept, options.explain)
     records = decode_records(body, content_type, scorer.fields)
     if options.explain and records.count > MAX_EXPLAINED_RECORDS:

@@ -1,5 +1,5 @@
-"""The HTTP adapter: SageMaker's /ping, /invocations and /execution-parameters, plus the earlier delay service's
-routes (/predict_delay_probability, /model_status). The sole Flask importer.
+"""The HTTP adapter: SageMaker's /ping, /invocations and /execution-parameters, plus the earlier delay
+service's routes (/predict_delay_probability, /model_status). The sole Flask importer.
 
 Scoring lives in ``scoring.py`` (transport-free), formats in ``codec.py``; here are the routes, the one
 error -> status table and the one way an error body is built (``errors.error_document``). SageMaker routes
@@ -109,8 +109,8 @@ def model_status(model: LoadedModel) -> dict:
 def predict_delay(
     scorer: Scorer, body: bytes, content_type: str | None, accept: str | None, options: Options
 ):
-    """The earlier service's ``POST /predict_delay_probability``: same scorer and errors, its JSON answer shape
-    (whatever ``Accept`` says, as that service did)."""
+    """The earlier service's ``POST /predict_delay_probability``: same scorer and errors, its JSON answer
+    shape (whatever ``Accept`` says, as that service did)."""
     records = decode_records(body, content_type, scorer.fields)
     answers = scorer.score(records, options)
     return legacy_body(answers, single=not records.listed), JSON, len(answers.errors)
@@ -188,7 +188,8 @@ def create_app(model_or_error: LoadedModel | BaseException, settings: ServeSetti
 
 
 def _normalized_paths(wsgi_app):
-    """``//invocations`` and ``/invocations/`` are ``/invocations`` (a base URL ending in ``/`` doubles it)."""
+    """``//invocations`` and ``/invocations/`` are ``/invocations`` (a base URL ending in ``/`` doubles
+    it)."""
 
     def app(environ, start_response):
         path = environ.get("PATH_INFO") or "/"

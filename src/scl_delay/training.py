@@ -72,7 +72,8 @@ def read_hyperparameters(settings: TrainSettings, overrides: Mapping[str, str]) 
 
 
 def read_input_config(settings: TrainSettings) -> dict:
-    """inputdataconfig.json / resourceconfig.json, when SageMaker wrote them; checks declared channels exist."""
+    """inputdataconfig.json / resourceconfig.json, when SageMaker wrote them; checks declared channels
+    exist."""
     configs = {}
     for key, path in (
         ("channels", settings.input_data_config_file),

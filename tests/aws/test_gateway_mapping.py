@@ -65,7 +65,8 @@ def stored(aws_env):
 
 
 def answer(stored, sagemaker_status: int, body: bytes) -> tuple[int, bytes]:
-    """What the caller gets: selection by SageMaker's status, then the template (Velocity) of that response."""
+    """What the caller gets: selection by SageMaker's status, then the template (Velocity) of that
+    response."""
     chosen = select_response(stored["responses"], sagemaker_status)
     template = (chosen.get("responseTemplates") or {}).get("application/json")
     if template is None:

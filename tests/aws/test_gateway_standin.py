@@ -29,7 +29,8 @@ ENDPOINT = "scl-delay"
 
 
 class Container(BaseHTTPRequestHandler):
-    """Answers by the request body: ok (CSV 200), json (JSON 200), bad (JSON 400), boom (500), slow (hangs)."""
+    """Answers by the request body: ok (CSV 200), json (JSON 200), bad (JSON 400), boom (500), slow
+    (hangs)."""
 
     protocol_version = "HTTP/1.1"
 

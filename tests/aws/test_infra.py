@@ -41,7 +41,8 @@ def rendered(form: str = "name", **extra: str) -> stack.Rendered:
 
 
 def test_template_passes_cfn_lint():
-    """Errors, warnings and the informational checks (e.g. explicit deletion policies on stateful resources)."""
+    """Errors, warnings and the informational checks (e.g. explicit deletion policies on stateful
+    resources)."""
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "cfn-lint"), "--include-checks", "I", "--", str(TEMPLATE)],
         capture_output=True,
@@ -206,7 +207,8 @@ def test_oidc_trust_requires_the_sts_audience():
 
 
 def test_immutable_claims_need_the_ids():
-    """The template's Rules refuse immutable claims without the ids (render applies Rules as CloudFormation)."""
+    """The template's Rules refuse immutable claims without the ids (render applies Rules as
+    CloudFormation)."""
     with pytest.raises(ValueError, match="GitHubOwnerId is required"):
         stack.render(
             TEMPLATE, {"GitHubOwner": OWNER, "GitHubRepo": REPO, "SubjectClaimForm": "both"}, ACCOUNT, REGION

@@ -94,7 +94,8 @@ def test_update_that_ends_in_service_on_the_old_config_is_reported_as_rolled_bac
 
 
 def test_update_request_keeps_the_scaled_count_unless_the_instance_type_changes():
-    """Defect 3, as sent (AWS: without RetainAllVariantProperties the new fleet starts at InitialInstanceCount)."""
+    """Defect 3, as sent (AWS: without RetainAllVariantProperties the new fleet starts at
+    InitialInstanceCount)."""
     spec = deploy_module.DeploySpec(region="us-east-1", endpoint_name="ep")
     same = endpoint.update_request(spec, "cfg", ["ep-5xx"], same_instance_type=True)
     assert same["RetainAllVariantProperties"] is True

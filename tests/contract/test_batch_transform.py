@@ -191,7 +191,10 @@ def test_ping_answers_within_a_second_while_the_largest_requests_run_on_every_wo
             time.sleep(0.05)
         assert not problems, problems
         latencies.sort()
-        figures = f"pings {len(latencies)}, p90 {latencies[int(len(latencies) * 0.9)]:.3f} s, max {latencies[-1]:.3f} s"
+        figures = (
+            f"pings {len(latencies)}, p90 {latencies[int(len(latencies) * 0.9)]:.3f} s, "
+            f"max {latencies[-1]:.3f} s"
+        )
         assert latencies[-1] < 1.0, figures
     finally:
         assert server.stop() == 0, server.log_tail()

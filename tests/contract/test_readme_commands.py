@@ -38,8 +38,9 @@ NOT_RUN_HERE = {
     r"mkdir -p opt_ml/": "part of the docker/podman steps above",
     r'cp "\$\{SCL_DATASET': "part of the docker/podman steps above",
     r"echo '\{\"feature_set\"": "part of the docker/podman steps above",
-    r"gh variable set [A-Z0-9_]+ ": "GitHub setup (a repository and gh auth): the names are the variables the "
-    "workflows read (tests/unit/test_workflows.py::test_the_readme_setup_sets_every_variable_the_workflows_read)",
+    r"gh variable set [A-Z0-9_]+ ": "GitHub setup (a repository and gh auth): the names are the variables "
+    "the workflows read "
+    "(tests/unit/test_workflows.py::test_the_readme_setup_sets_every_variable_the_workflows_read)",
     r'gh api --method POST "repos/\{owner\}/\{repo\}/rulesets" ': "GitHub setup: applies "
     ".github/rulesets/main.json, checked against the workflows' check names by tests/unit/test_workflows.py",
     r"read OWNER_ID REPO_ID < <\(gh api repos/OWNER/REPO ": "GitHub setup (gh auth): the ids the OIDC trust "

@@ -138,7 +138,8 @@ def test_port_is_honoured_when_sagemaker_bind_to_port_is_absent_and_loses_when_b
 
 
 def test_max_payload_0_means_no_limit_as_aws_documents_it(tmp_path, model_dir):
-    """SageMaker passes SAGEMAKER_MAX_PAYLOAD_IN_MB=0 for MaxPayloadInMB=0 (arbitrarily large, chunked bodies)."""
+    """SageMaker passes SAGEMAKER_MAX_PAYLOAD_IN_MB=0 for MaxPayloadInMB=0 (arbitrarily large, chunked
+    bodies)."""
     server = start(tmp_path, model_dir, SAGEMAKER_MAX_PAYLOAD_IN_MB="0", MODEL_SERVER_WORKERS="2")
     try:
         server.wait_ping(deadline_s=30)

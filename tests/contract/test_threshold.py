@@ -1,4 +1,5 @@
-"""The threshold search cannot collapse onto 'everything is delayed' when the score has few levels (issue 10.5)."""
+"""The threshold search cannot collapse onto 'everything is delayed' when the score has few levels
+(issue 10.5)."""
 
 from __future__ import annotations
 

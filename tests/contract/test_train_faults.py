@@ -1,4 +1,5 @@
-"""Training loses nothing: every fault ends with a clear failure file, a non-zero exit, no usable half artifact."""
+"""Training loses nothing: every fault ends with a clear failure file, a non-zero exit, no usable half
+artifact."""
 
 from __future__ import annotations
 
@@ -122,7 +123,8 @@ def test_sigterm_during_fit_writes_the_failure_and_exits_non_zero(tmp_path):
 def test_sigterm_while_train_still_imports_its_libraries_writes_the_failure(
     tmp_path, monkeypatch, synthetic_csv
 ):
-    """The ~2 s of pandas/xgboost imports come after the SIGTERM handler: a stop then still leaves a reason."""
+    """The ~2 s of pandas/xgboost imports come after the SIGTERM handler: a stop then still leaves a
+    reason."""
     import builtins
     import os
     import sys

@@ -1,4 +1,5 @@
-"""openapi.yaml against one live `container/serve`: real responses validated, schemathesis, hypothesis payloads.
+"""openapi.yaml against one live `container/serve`: real responses validated, schemathesis, hypothesis
+payloads.
 
 One gunicorn serves the session artifact for the whole module. Every response any test here gets is
 checked the same way (``check_response``): never a 5xx; every 4xx is JSON matching the spec's ``Error``;
@@ -433,7 +434,7 @@ def test_ping_and_invocations_without_a_model_match_openapi_yaml(tmp_path):
         process.stop()
 
 
-# ---------------------------------------------------------------- 2a. schemathesis: cases generated from the spec
+# ------------------------------------------------------------ 2a. schemathesis: cases generated from the spec
 
 schemathesis.serializer("text/csv")(
     lambda ctx, value: value.encode("utf-8") if isinstance(value, str) else json.dumps(value).encode()
@@ -828,7 +829,8 @@ CHALLENGE_RECORDS = st.one_of(
 
 @pytest.fixture(scope="module")
 def challenge_server(synthetic_csv, tmp_path_factory):
-    """A second live server, for a `feature_set=challenge` model: it reads MES (or Fecha-I) instead of Des-I."""
+    """A second live server, for a `feature_set=challenge` model: it reads MES (or Fecha-I) instead of
+    Des-I."""
     root = make_opt_ml(
         tmp_path_factory.mktemp("challenge-opt-ml"),
         synthetic_csv,

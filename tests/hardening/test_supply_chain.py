@@ -109,7 +109,8 @@ class _Bomb:
 
 
 def test_loading_the_artifact_reads_only_the_two_known_files(model_dir, tmp_path):
-    """A folder with only metadata.json and booster.ubj loads; planted pickles beside them are never opened."""
+    """A folder with only metadata.json and booster.ubj loads; planted pickles beside them are never
+    opened."""
     folder = tmp_path / "model"
     folder.mkdir()
     for name in (METADATA_FILE, BOOSTER_FILE):
@@ -161,8 +162,8 @@ def test_the_lock_pins_every_package_with_hashes():
 
 
 def test_the_image_installs_every_package_pinned_with_hashes():
-    """Every `pip install` in the Dockerfile (runtime deps, and hatchling for the wheel stage) reads a requirements
-    file with --require-hashes; every line of those files is an exact pin followed by hashes."""
+    """Every `pip install` in the Dockerfile (runtime deps, and hatchling for the wheel stage) reads a
+    requirements file with --require-hashes; every line of those files is an exact pin followed by hashes."""
     dockerfile = (ROOT / "container" / "Dockerfile").read_text(encoding="utf-8").replace("\\\n", " ")
     installs = [line for line in dockerfile.splitlines() if "pip install" in line]
     assert len(installs) >= 3, installs

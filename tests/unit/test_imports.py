@@ -51,7 +51,8 @@ def test_training_still_gets_scikit_learn_after_the_model_module_hid_it(tmp_path
 
 
 def test_serving_freezes_what_it_loads_before_gunicorn_forks(tmp_path):
-    """serve.py, imported by gunicorn's master (preload_app), leaves its objects to the permanent generation."""
+    """serve.py, imported by gunicorn's master (preload_app), leaves its objects to the permanent
+    generation."""
     probe = "import gc, serve; print(gc.get_freeze_count())"
     env = {"PATH": "/usr/bin:/bin", "OPT_ML_DIR": str(tmp_path)}
     result = subprocess.run(

@@ -114,7 +114,8 @@ def test_month_comes_from_mes_when_fecha_i_is_absent():
 
 
 def test_the_earlier_services_record_is_read_through_aliases_and_derivations():
-    """FECHA_PROGRAMADA is Fecha-I; the city gives the airport (the busier one), the airport the flight type."""
+    """FECHA_PROGRAMADA is Fecha-I; the city gives the airport (the busier one), the airport the flight
+    type."""
     legacy = {"OPERA": "Sky Airline", "SIGLADES": "buenos aires", "FECHA_PROGRAMADA": "2017-11-27 13:00:00"}
     domestic = {**legacy, "SIGLADES": "Antofagasta"}
     columns, errors = parse(legacy, domestic)

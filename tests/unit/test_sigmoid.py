@@ -1,4 +1,5 @@
-"""The walk's logistic: the one-row path (Python floats rounded to float32) gives the bits of the array path."""
+"""The walk's logistic: the one-row path (Python floats rounded to float32) gives the bits of the array
+path."""
 
 import numpy as np
 

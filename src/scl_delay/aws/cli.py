@@ -135,11 +135,12 @@ def _out(message: str) -> None:
     print(message, flush=True)
 
 
-# ----------------------------------------------------------------------------------------------- training_job.py
+# -------------------------------------------------------------------------------------------- training_job.py
 
 
 def training_parser() -> argparse.ArgumentParser:
-    """Flags default to None: the defaults live on TrainingJobSpec, and the help text reads them from there."""
+    """Flags default to None: the defaults live on TrainingJobSpec, and the help text reads them from
+    there."""
     from .training_job import TrainingJobSpec
 
     d = _defaults(TrainingJobSpec)
@@ -369,10 +370,10 @@ def deploy_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="deploy.py",
         description="Deploy the registered model version of a merged commit: provenance checks, gate against "
-        "the live version, approve (or reject), SageMaker endpoint (create or blue/green) behind API Gateway, "
-        "smoke test, and rollback to the previous approved version. Also --list, --rollback, --teardown. "
-        "Exit 0 done, 1 AWS failure, 2 bad input, 3 refused (nothing changed), 4 smoke test failed and the "
-        "previous version was redeployed.",
+        "the live version, approve (or reject), SageMaker endpoint (create or blue/green) behind API "
+        "Gateway, smoke test, and rollback to the previous approved version. Also --list, --rollback, "
+        "--teardown. Exit 0 done, 1 AWS failure, 2 bad input, 3 refused (nothing changed), 4 smoke test "
+        "failed and the previous version was redeployed.",
     )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
@@ -386,7 +387,8 @@ def deploy_parser() -> argparse.ArgumentParser:
     mode.add_argument(
         "--teardown",
         action="store_true",
-        help="delete everything deploy.py created for this endpoint (tagged), and only that; the registry stays",
+        help="delete everything deploy.py created for this endpoint (tagged), and only that; "
+        "the registry stays",
     )
     p.add_argument(
         "--purge-registry", action="store_true", help="with --teardown: delete the registry group too"
@@ -507,7 +509,8 @@ def deploy_spec_from_args(argv: list[str] | None, env: Mapping[str, str]):
             raise InputError(f"missing {', '.join(missing)}")
     if deploying and not args.commit and not args.model_version:
         raise InputError(
-            "missing --commit (or $GIT_COMMIT), the trained commit whose version to deploy, or --model-version"
+            "missing --commit (or $GIT_COMMIT), the trained commit whose version to deploy, "
+            "or --model-version"
         )
     alarms = args.rollback_alarms
     if isinstance(alarms, str):

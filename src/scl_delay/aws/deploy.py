@@ -117,7 +117,7 @@ def check_spec(spec: DeploySpec, *, teardown: bool = False) -> None:
         raise InputError("; ".join(problems))
 
 
-# ------------------------------------------------------------------------------------------ which version, gate
+# ---------------------------------------------------------------------------------------- which version, gate
 
 
 def select_version(sm, spec: DeploySpec) -> registry.Version:
@@ -296,7 +296,8 @@ def _version_fields(prefix: str, version: registry.Version | None) -> dict:
 
 
 def _roll_out(clients, spec, version, artifact, current, actions, say) -> dict:
-    """Model, config, alarms, endpoint; auto scaling registered again in a ``finally`` (rolled back or not)."""
+    """Model, config, alarms, endpoint; auto scaling registered again in a ``finally`` (rolled back or
+    not)."""
     sm = clients.sagemaker
     name = names.versioned_name(
         spec.endpoint_name,
@@ -423,7 +424,7 @@ def write_outputs(outcome: Mapping, path: Path, github_output: str | None) -> No
                 f.write(f"{key}={json.dumps(value) if isinstance(value, bool) else (value or '')}\n")
 
 
-# ----------------------------------------------------------------------------------------------- list, teardown
+# --------------------------------------------------------------------------------------------- list, teardown
 
 
 def list_versions(clients, spec: DeploySpec) -> list[dict]:
@@ -452,7 +453,8 @@ def format_versions(rows: list[dict], group: str) -> str:
     if not rows:
         return f"{group}: no versions registered"
     lines = [
-        f"{'':2}{'version':>7}  {'status':<21} {'commit':<8}  {'PR':>4}  {'recall':>6}  {'PR-AUC':>6}  created"
+        f"{'':2}{'version':>7}  {'status':<21} {'commit':<8}  "
+        f"{'PR':>4}  {'recall':>6}  {'PR-AUC':>6}  created"
     ]
     for r in rows:
         recall = f"{r['recall']:.4f}" if r["recall"] is not None else "—"

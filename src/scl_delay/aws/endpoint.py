@@ -129,7 +129,8 @@ def alarm_requests(spec: DeploySpec) -> list[dict]:
         {
             **common,
             "AlarmName": f"{spec.endpoint_name}-5xx",
-            "AlarmDescription": f"{spec.endpoint_name}: the model container answered 5xx (rolls back blue/green)",
+            "AlarmDescription": f"{spec.endpoint_name}: the model container answered 5xx "
+            "(rolls back blue/green)",
             "MetricName": "Invocation5XXErrors",
             "Statistic": "Sum",
             "Period": 60,
@@ -256,7 +257,8 @@ def wait_in_service(sm, spec: DeploySpec, say: Callable[[str], None], budget_s: 
         desc = describe_endpoint(sm, spec.endpoint_name) or {}
         reason = desc.get("FailureReason")
         raise RollbackError(
-            f"endpoint {spec.endpoint_name} is {desc.get('EndpointStatus', 'gone')}: {reason or 'no FailureReason'}",
+            f"endpoint {spec.endpoint_name} is {desc.get('EndpointStatus', 'gone')}: "
+            f"{reason or 'no FailureReason'}",
             reason,
         ) from None
     return sm.describe_endpoint(EndpointName=spec.endpoint_name)

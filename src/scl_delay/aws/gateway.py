@@ -94,7 +94,10 @@ INTEGRATION_RESPONSES = (
 
 
 def integration_uri(region: str, endpoint: str) -> str:
-    return f"arn:{names.partition(region)}:apigateway:{region}:runtime.sagemaker:path/endpoints/{endpoint}/invocations"
+    return (
+        f"arn:{names.partition(region)}:apigateway:{region}:runtime.sagemaker:"
+        f"path/endpoints/{endpoint}/invocations"
+    )
 
 
 def invoke_url(api_id: str, region: str, stage: str) -> str:
@@ -323,7 +326,8 @@ def _ensure_usage_plan(gw, spec: DeploySpec, api_id: str, key_id: str, actions: 
 
 
 def delete_gateway(gw, spec: DeploySpec) -> list[str]:
-    """Usage plan (keys and stages detached first), API key and REST API that deploy.py made for the endpoint."""
+    """Usage plan (keys and stages detached first), API key and REST API that deploy.py made for the
+    endpoint."""
     done: list[str] = []
     endpoint = spec.endpoint_name
     for plan in _paged(gw.get_usage_plans, "items", limit=500):

@@ -47,7 +47,8 @@ def check_name(name: str, what: str = "name") -> str:
         )
     if name != name.lower():
         raise NameError_(
-            f"{what} {name!r} must be lower-case (SageMaker lower-cases ARNs; IAM policies match them as written)"
+            f"{what} {name!r} must be lower-case "
+            "(SageMaker lower-cases ARNs; IAM policies match them as written)"
         )
     return name
 

@@ -24,7 +24,8 @@ DIGEST_RE = re.compile(r"@(sha256:[0-9a-f]{64})$")
 
 
 class ProvenanceError(Exception):
-    """The version is not what the merged commit trained (or its artifact changed): refused, nothing changed."""
+    """The version is not what the merged commit trained (or its artifact changed): refused, nothing
+    changed."""
 
 
 def check_job(sm, version: registry.Version, commit: str | None) -> dict:

@@ -1,4 +1,5 @@
-"""The SageMaker Model Registry: one model package group per endpoint, one versioned package per trained model.
+"""The SageMaker Model Registry: one model package group per endpoint, one versioned package per trained
+model.
 
     training_job.py   registers each completed PR training job: PendingManualApproval
     deploy.py         finds the package of the merged commit, gates it, marks it Approved (or Rejected with
@@ -118,7 +119,7 @@ class Version:
         return f"{self.group} v{self.number}"
 
 
-# ------------------------------------------------------------------------------------------ pure request parts
+# ----------------------------------------------------------------------------------------- pure request parts
 
 
 def model_quality_statistics(metrics: Mapping) -> dict:

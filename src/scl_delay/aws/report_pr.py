@@ -40,7 +40,8 @@ def metrics_vs_live(metrics: Mapping[str, float], live: Mapping | None, split: s
 def hyperparameter_changes(
     current: Mapping[str, str], base: Mapping[str, str] | None
 ) -> list[tuple[str, str, str]]:
-    """(name, base value, PR value) for every key whose value differs; values compared as SageMaker strings."""
+    """(name, base value, PR value) for every key whose value differs; values compared as SageMaker
+    strings."""
     if base is None:
         return []
     keys = sorted(set(current) | set(base))
@@ -73,8 +74,8 @@ def render_report(
         lines += [
             (
                 f"### Metrics against the live model `{live.get('training_job', '?')}` "
-                f"({live.get('version_label') or 'unversioned'}, endpoint `{live.get('endpoint_name', '?')}`, "
-                f"commit `{live.get('commit', '?')}`)"
+                f"({live.get('version_label') or 'unversioned'}, "
+                f"endpoint `{live.get('endpoint_name', '?')}`, commit `{live.get('commit', '?')}`)"
             ),
             "",
         ]
@@ -139,12 +140,13 @@ def registry_section(result: Mapping, live: Mapping | None, region: str | None) 
         f"- registered {link}: **{result.get('model_package_status', '?')}**; merging this PR approves and "
         f"deploys it if it passes the gate against the live version",
         f"- package: `{arn}`",
-        f"- image: `{result.get('image', '?')}`; artifact sha256 `{str(result.get('artifact_sha256', '?'))[:16]}…`",
+        f"- image: `{result.get('image', '?')}`; "
+        f"artifact sha256 `{str(result.get('artifact_sha256', '?'))[:16]}…`",
     ]
     if live:
         lines.append(
-            f"- live: {live.get('version_label', '?')} (commit `{str(live.get('commit', '?'))[:8]}`); the table "
-            f"above compares against it"
+            f"- live: {live.get('version_label', '?')} (commit `{str(live.get('commit', '?'))[:8]}`); "
+            f"the table above compares against it"
         )
     else:
         lines.append("- live: none yet")

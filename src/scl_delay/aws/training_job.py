@@ -190,8 +190,8 @@ def launch(clients, spec: TrainingJobSpec, say: Callable[[str], None] = print) -
     )
     spot = " (managed spot)" if spec.spot else ""
     say(
-        f"created training job {job_name} ({spec.instance_count} x {spec.instance_type}{spot}, image {image}); "
-        f"output under {spec.prefix}/"
+        f"created training job {job_name} ({spec.instance_count} x {spec.instance_type}{spot}, "
+        f"image {image}); output under {spec.prefix}/"
     )
     return job_name, digest
 
@@ -264,7 +264,8 @@ def wait(
 
 
 def artifact_files(data: bytes) -> dict[str, bytes]:
-    """The small files of a model.tar.gz (metrics, report, plots, metadata); the booster is not needed here."""
+    """The small files of a model.tar.gz (metrics, report, plots, metadata); the booster is not needed
+    here."""
     files = {}
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         for member in tar.getmembers():
@@ -439,12 +440,14 @@ def run(
     result_path.write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     if result["status"] != "Completed":
         say(
-            f"training job {job_name} {result['status']}: {result.get('failure_reason') or 'no FailureReason'}"
+            f"training job {job_name} {result['status']}: "
+            f"{result.get('failure_reason') or 'no FailureReason'}"
         )
         return 1
     if "model_package_arn" not in result:
         say(
-            f"training job {job_name} Completed but its artifact could not be read: {result.get('artifact_error')}"
+            f"training job {job_name} Completed but its artifact could not be read: "
+            f"{result.get('artifact_error')}"
         )
         return 1
     metrics = result["final_metrics"]
