@@ -21,11 +21,12 @@ import boto3
 import pytest
 
 from scl_delay.aws import endpoint as endpoint_module
-from scl_delay.aws import registry
-from scl_delay.aws.cli import deploy_main
+from scl_delay.aws import gateway, registry
+from scl_delay.aws.cli import deploy_main, deploy_spec_from_args
 from scl_delay.aws.deploy import DeploySpec
 
 from .aws_helpers import (
+    ACCOUNT,
     APIGW_ROLE_ARN,
     COMMIT,
     GROUP,
@@ -490,3 +491,64 @@ def test_data_capture_and_two_instances_for_availability_zones(target, sm):
     capture = config["DataCaptureConfig"]
     assert capture["EnableCapture"] is True and capture["InitialSamplingPercentage"] == 25
     assert capture["DestinationS3Uri"] == f"{target['deploy_s3']}/{target['endpoint']}/data-capture"
+
+
+ACCESS_LOG_ARN = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/apigateway/scl-delay/access"
+
+
+def test_access_log_arn_sends_the_stage_access_log_to_the_log_group(target, gw):
+    """Given as DescribeLogGroups' `arn` field gives it (with ":*"), the destination is stored without ":*",
+    the form API Gateway's guide gives, with the JSON format (docs/verified-aws.md). More lenient than AWS:
+    moto stores any destination string; it checks neither that the log group exists nor that API Gateway's
+    account has the CloudWatch role (AWS::ApiGateway::Account) that AWS requires before it logs."""
+    args = deploy_args(target, "--commit", COMMIT, "--access-log-arn", f"{ACCESS_LOG_ARN}:*")
+    assert deploy_main(args) == 0
+    stage = gw.get_stage(restApiId=result(target)["api_id"], stageName="prod")
+    assert stage["accessLogSettings"] == {
+        "destinationArn": ACCESS_LOG_ARN,
+        "format": gateway.ACCESS_LOG_FORMAT,
+    }
+
+
+def test_without_access_log_arn_the_stage_has_no_access_log(target, gw, monkeypatch):
+    """Neither the flag nor $GATEWAY_ACCESS_LOG_ARN: execution logging and metrics, no access log settings.
+    More lenient than AWS: moto does not check that API Gateway's account has the CloudWatch role that
+    execution logging needs on AWS."""
+    monkeypatch.delenv("GATEWAY_ACCESS_LOG_ARN", raising=False)
+    assert deploy_main(deploy_args(target, "--commit", COMMIT)) == 0
+    stage = gw.get_stage(restApiId=result(target)["api_id"], stageName="prod")
+    assert stage["methodSettings"]["*/*"]["loggingLevel"] == "ERROR"
+    assert not stage.get("accessLogSettings")
+
+
+@pytest.mark.parametrize(
+    ("value", "via_env"),
+    [
+        ("/aws/apigateway/scl-delay/access", False),  # the log group's name, not its ARN
+        (f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/amazon-apigateway-scl", False),
+        (f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:", False),
+        (f"arn:aws:logs:{REGION}::log-group:scl-delay", False),
+        (f"{ACCESS_LOG_ARN}:log-stream:one", False),
+        (f"arn:aws:iam::{ACCOUNT}:role/scl-delay-apigateway-invoke", True),
+    ],
+    ids=["name-only", "firehose", "no-name", "no-account", "log-stream", "role-from-env"],
+)
+def test_a_malformed_access_log_arn_is_refused_before_any_aws_call(value, via_env, capsys):
+    """Refused by deploy.py's own check, before any client exists. More lenient than AWS: moto's UpdateStage
+    stores whatever destination it is sent, so without this check a bad value would deploy cleanly here; a
+    Firehose stream (which AWS accepts when named amazon-apigateway-*) is outside what the flag takes."""
+    args, env = BASE + ["--commit", COMMIT], {"AWS_REGION": REGION}
+    if via_env:
+        env["GATEWAY_ACCESS_LOG_ARN"] = value
+    else:
+        args += ["--access-log-arn", value]
+    assert deploy_main(args, env=env, clients_factory=NoAws()) == 2
+    err = capsys.readouterr().err
+    assert "--access-log-arn must be a CloudWatch Logs log group ARN" in err and repr(value) in err
+
+
+def test_access_log_arn_falls_back_to_its_environment_variable():
+    """No AWS call (the spec only); moto plays no part, so nothing here is more lenient than AWS."""
+    env = {"AWS_REGION": REGION, "GATEWAY_ACCESS_LOG_ARN": ACCESS_LOG_ARN}
+    spec, _ = deploy_spec_from_args(BASE + ["--commit", COMMIT], env)
+    assert spec.access_log_arn == ACCESS_LOG_ARN

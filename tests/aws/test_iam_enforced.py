@@ -73,6 +73,7 @@ def gateway_spec(role_arn: str, **overrides) -> SimpleNamespace:
         "api_name": "scl-delay",
         "stage": "prod",
         "apigw_role_arn": role_arn,
+        "access_log_arn": None,
         "rate_limit": 20.0,
         "burst_limit": 40,
     }

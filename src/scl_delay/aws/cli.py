@@ -52,6 +52,7 @@ DEPLOY_ENV = {
     "merged_by": "GITHUB_ACTOR",
     "role_arn": "SAGEMAKER_SERVING_ROLE_ARN",
     "apigw_role_arn": "API_GATEWAY_ROLE_ARN",
+    "access_log_arn": "GATEWAY_ACCESS_LOG_ARN",
     "instance_type": "ENDPOINT_INSTANCE_TYPE",
     "instance_count": "ENDPOINT_INSTANCE_COUNT",
     "region": "AWS_REGION",
@@ -422,6 +423,11 @@ def deploy_parser() -> argparse.ArgumentParser:
         dest="apigw_role_arn",
         help="role API Gateway assumes to call InvokeEndpoint ($API_GATEWAY_ROLE_ARN)",
     )
+    p.add_argument(
+        "--access-log-arn",
+        help="CloudWatch Logs group for the stage's access log, the stack output GatewayAccessLogGroupArn "
+        "(default: no access log; $GATEWAY_ACCESS_LOG_ARN)",
+    )
     p.add_argument("--instance-type", help=f"default {d['instance_type']} ($ENDPOINT_INSTANCE_TYPE)")
     p.add_argument(
         "--instance-count",
@@ -528,6 +534,7 @@ def deploy_spec_from_args(argv: list[str] | None, env: Mapping[str, str]):
                 merged_by=args.merged_by,
                 role_arn=args.role_arn,
                 apigw_role_arn=args.apigw_role_arn,
+                access_log_arn=args.access_log_arn,
                 instance_type=args.instance_type,
                 instance_count=_opt_int(args, "instance_count", "--instance-count"),
                 min_capacity=_opt_int(args, "min_capacity", "--min-capacity"),

@@ -40,6 +40,7 @@ class DeploySpec:
     model_package_group: str = ""  # default: the endpoint name
     role_arn: str | None = None  # the SERVING execution role (never the training role)
     apigw_role_arn: str | None = None
+    access_log_arn: str | None = None  # the stage's access log group (infra's GatewayAccessLogGroupArn)
     instance_type: str = "ml.m5.large"
     instance_count: int = 1  # 2 or more spreads instances over Availability Zones
     min_capacity: int = 1
@@ -92,11 +93,14 @@ def check_spec(spec: DeploySpec, *, teardown: bool = False) -> None:
             problems.append(str(e))
     elif not teardown:
         problems.append("missing --deploy-s3 (or $DEPLOY_S3_PREFIX)")
-    for arn, what in ((spec.role_arn, "--serving-role-arn"), (spec.apigw_role_arn, "--apigw-role-arn")):
-        if arn:
-            problem = names.check_role_arn(arn, what)
-            if problem:
-                problems.append(problem)
+    arns = (
+        (spec.role_arn, "--serving-role-arn", names.check_role_arn),
+        (spec.apigw_role_arn, "--apigw-role-arn", names.check_role_arn),
+        (spec.access_log_arn, "--access-log-arn", names.check_log_group_arn),
+    )
+    for arn, what, check in arns:
+        if arn and (problem := check(arn, what)):
+            problems.append(problem)
     if not 1 <= spec.min_capacity <= spec.max_capacity:
         problems.append(
             f"need 1 <= --min-capacity <= --max-capacity, got {spec.min_capacity}..{spec.max_capacity}"

@@ -262,7 +262,7 @@ def _ensure_stage_logging(gw, spec: DeploySpec, api_id: str, actions: list[str])
         ops.append({"op": "replace", "path": "/*/*/logging/loglevel", "value": LOGGING_LEVEL})
     if not method.get("metricsEnabled"):
         ops.append({"op": "replace", "path": "/*/*/metrics/enabled", "value": "true"})
-    destination = (getattr(spec, "access_log_arn", None) or "").removesuffix(":*")
+    destination = (spec.access_log_arn or "").removesuffix(":*")
     have = stage.get("accessLogSettings") or {}
     if destination and (have.get("destinationArn"), have.get("format")) != (destination, ACCESS_LOG_FORMAT):
         ops += [

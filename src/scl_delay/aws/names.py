@@ -25,6 +25,11 @@ TAG_DEPLOYMENT = f"{TAG_PREFIX}deployment"
 TAG_TRAINING_JOB = f"{TAG_PREFIX}training-job"
 TAG_MODEL_PACKAGE = f"{TAG_PREFIX}model-package"
 ROLE_ARN_RE = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+# A CloudWatch Logs log group (its name as botocore's LogGroupName shape allows), with or without the ":*"
+# that DescribeLogGroups' `arn` field carries (docs/verified-aws.md).
+LOG_GROUP_ARN_RE = re.compile(
+    r"^arn:aws(-cn|-us-gov)?:logs:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:log-group:[.\-_/#A-Za-z0-9]{1,512}(:\*)?$"
+)
 S3_RE = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(.*))?$")
 
 
@@ -161,3 +166,14 @@ def check_role_arn(value: str, what: str) -> str | None:
     if ROLE_ARN_RE.match(value or ""):
         return None
     return f"{what} must be an IAM role ARN (arn:<partition>:iam::<account>:role/<name>), got {value!r}"
+
+
+def check_log_group_arn(value: str, what: str) -> str | None:
+    """None if ``value`` is a CloudWatch Logs log group ARN (any partition, ``:*`` or not), else the problem,
+    naming the flag."""
+    if LOG_GROUP_ARN_RE.match(value or ""):
+        return None
+    return (
+        f"{what} must be a CloudWatch Logs log group ARN "
+        f"(arn:<partition>:logs:<region>:<account>:log-group:<name>), got {value!r}"
+    )
