@@ -26,6 +26,7 @@ import codecs
 import csv
 import functools
 import io
+import json
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -58,8 +59,6 @@ REQUEST_TYPES = tuple(_REQUEST_TYPES)
 RECORD_LISTS = ("instances", "flights")
 CSV_EXTRA_COLUMNS = ("unknown", "error")  # after the chosen outputs, on every CSV answer line
 _TOO_DEEP = "invalid JSON: nested too deeply (a record is a flat object)"
-_AFTER_DOCUMENT = "unexpected content after document"  # orjson's message: another value follows the first
-_DEPTH_LIMIT = "depth limit exceeded"  # orjson's message past 1,024 levels
 _BLANK = "blank line: no record"
 
 
@@ -137,11 +136,13 @@ def _request_format(content_type: str | None) -> tuple[str, str]:
 
 def _json_records(text: str, fields: Sequence[str]) -> Records:
     try:
-        doc = orjson.loads(text)
-    except orjson.JSONDecodeError as e:
-        if e.msg == _AFTER_DOCUMENT and text.lstrip().startswith("{"):
+        doc = _loads(text)
+    except ValueError as e:
+        if getattr(e, "msg", "") == "Extra data" and text.lstrip().startswith("{"):
             return _jsonlines_records(text, fields)  # one object per line, sent as application/json
-        raise PayloadError(_invalid_json(e), e.lineno) from None
+        raise PayloadError(f"invalid JSON: {getattr(e, 'msg', e)}", getattr(e, "lineno", None)) from None
+    except RecursionError:  # e.g. "[[[[..." thousands deep: json's decoder recurses per level
+        raise PayloadError(_TOO_DEEP) from None
     if isinstance(doc, dict):
         for key in RECORD_LISTS:
             if key in doc:
@@ -184,14 +185,23 @@ def _jsonlines_records(text: str, fields: Sequence[str]) -> Records:
             items.append(PayloadError(f"record {len(items)}: {_BLANK}", number, record=len(items)))
             continue
         try:
-            items.append(orjson.loads(line))
-        except orjson.JSONDecodeError as e:
-            items.append(PayloadError(f"record {len(items)}: {_invalid_json(e)}", number, record=len(items)))
+            items.append(_loads(line))
+        except ValueError as e:
+            reason = f"record {len(items)}: invalid JSON: {getattr(e, 'msg', e)}"
+            items.append(PayloadError(reason, number, record=len(items)))
+        except RecursionError:
+            items.append(PayloadError(f"record {len(items)}: {_TOO_DEEP}", number, record=len(items)))
     return _object_records(items, fields, lines)
 
 
-def _invalid_json(e: orjson.JSONDecodeError) -> str:
-    return _TOO_DEEP if e.msg == _DEPTH_LIMIT else f"invalid JSON: {e.msg}"
+def _loads(text: str):
+    """orjson, ~4x faster than the standard library for a record; what orjson refuses, the standard library
+    decides. It reads NaN and Infinity too (Python's ``json.dumps`` writes them: such a value is a missing
+    or invalid value of one record, not an unreadable body), and its messages are the ones clients know."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def body_lines(text: str) -> list[str]:

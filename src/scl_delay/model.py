@@ -157,7 +157,7 @@ class Predictor:
         self.iteration_range = best_iterations(booster)  # once: each lookup is a call into libxgboost
         self.walk, self.walk_max_rows = self._checked_tree_walk()
         if spec.feature_set == "full":
-            spec.calendar_tables  # noqa: B018 -- built now: in gunicorn's master, shared by the workers
+            spec.calendar_tables  # noqa: B018 -- built now, in gunicorn's master: the workers share the 2 MB
 
     @classmethod
     def from_bytes(cls, data: bytes, spec: FeatureSpec, threshold: float) -> Predictor:

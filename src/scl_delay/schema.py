@@ -191,7 +191,10 @@ class FlightColumns:
 
 def shown(value) -> str:
     """``repr(value)``, cut to ``SHOWN_CHARS``: an error must not echo a megabyte back."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # a list nested ~1,000 deep: JSON decoders read it, repr cannot show it
+        return f"a {type(value).__name__} nested too deeply to show"
     return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... ({len(text)} characters)"
 
 

@@ -74,7 +74,7 @@ def sigmoid(margin: np.ndarray) -> np.ndarray:
         e = np.exp(x.astype(np.float64)).astype(np.float32)
     else:
         e = np.fromiter(map(_EXPF, x.tolist()), dtype=np.float32, count=len(x))
-    return np.float32(1) / (e + np.float32(1) + np.float32(1e-16))
+    return np.float32(1) / (e + np.float32(1) + np.float32(_EPSILON))
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class CategoricalTests:
 
     feature: int
     columns: slice  # where these tests' values sit in the augmented row
-    edges: np.ndarray  # float32 [0, 1, ..., k, inf, nan]: bisect_right gives the table row
+    edges: np.ndarray  # float32 [0, 1, ..., k, inf, nan]: a code's table row is bisect_right(bounds, code)
     bounds: tuple[float, ...]  # the same without the NaN, for one row at a time
     table: np.ndarray  # float32 (k + 4, tests): below 0, codes 0..k-1, k and above, inf, missing
 

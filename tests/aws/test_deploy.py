@@ -530,8 +530,9 @@ def test_without_access_log_arn_the_stage_has_no_access_log(target, gw, monkeypa
         (f"arn:aws:logs:{REGION}::log-group:scl-delay", False),
         (f"{ACCESS_LOG_ARN}:log-stream:one", False),
         (f"arn:aws:iam::{ACCOUNT}:role/scl-delay-apigateway-invoke", True),
+        (f"{ACCESS_LOG_ARN}\n", True),  # a regex ending in $ would take the newline a shell file leaves
     ],
-    ids=["name-only", "firehose", "no-name", "no-account", "log-stream", "role-from-env"],
+    ids=["name-only", "firehose", "no-name", "no-account", "log-stream", "role-from-env", "newline"],
 )
 def test_a_malformed_access_log_arn_is_refused_before_any_aws_call(value, via_env, capsys):
     """Refused by deploy.py's own check, before any client exists. More lenient than AWS: moto's UpdateStage

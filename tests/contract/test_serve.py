@@ -751,6 +751,25 @@ def test_an_invalid_record_gets_an_error_in_its_place_and_the_others_are_scored(
     assert records[1]["error"]["message"].startswith("record 1: TIPOVUELO: ")
 
 
+def test_nan_written_by_pythons_json_is_one_records_missing_value_not_an_unreadable_body(server, session):
+    """``json.dumps(float("nan"))`` writes ``NaN``, which strict JSON parsers refuse: the body is still read
+    and only that record is invalid (OPERA missing), in its place."""
+    body = json.dumps([GOOD, {**GOOD, "OPERA": float("nan")}, GOOD2])
+    assert "NaN" in body
+    response = invoke(session, server, body)
+    predictions = expect_status(response, 200)["predictions"]
+    assert response.headers["X-Invalid-Records"] == "1"
+    assert "probability" in predictions[0] and "probability" in predictions[2]
+    assert predictions[1]["error"]["field"] == "OPERA"
+
+
+def test_a_value_nested_too_deeply_to_show_is_a_400_naming_its_field(server, session):
+    """A list nested ~1,000 levels deep is read by the JSON decoder but cannot be repr()'d back."""
+    body = '{"Fecha-I": "2017-01-01 23:30", "OPERA": ' + "[" * 1000 + "]" * 1000 + ', "Des-I": "KMIA"}'
+    error = expect_status(invoke(session, server, body), 400)["error"]
+    assert error["field"] == "OPERA" and "nested too deeply" in error["message"], error
+
+
 def test_application_json_with_one_object_per_line_is_read_as_json_lines(server, session):
     body = json.dumps(GOOD) + "\n" + json.dumps(GOOD2) + "\n"
     assert len(expect_status(invoke(session, server, body, "application/json"), 200)["predictions"]) == 2

@@ -151,7 +151,7 @@ def tag_map(values: Mapping[str, str | None]) -> dict[str, str]:
 
 def parse_s3_uri(uri: str, what: str = "S3 URI") -> tuple[str, str]:
     """``s3://bucket/key`` -> (bucket, key); InputError naming ``what`` otherwise."""
-    m = S3_RE.match(uri or "")
+    m = S3_RE.fullmatch(uri or "")
     if not m:
         raise InputError(f"{what} must look like s3://bucket/prefix, got {uri!r}")
     return m.group(1), (m.group(2) or "")
@@ -163,7 +163,7 @@ def join_s3(uri: str, *parts: str) -> str:
 
 def check_role_arn(value: str, what: str) -> str | None:
     """None if ``value`` is an IAM role ARN (any partition), else the problem, naming the flag."""
-    if ROLE_ARN_RE.match(value or ""):
+    if ROLE_ARN_RE.fullmatch(value or ""):
         return None
     return f"{what} must be an IAM role ARN (arn:<partition>:iam::<account>:role/<name>), got {value!r}"
 
@@ -171,7 +171,7 @@ def check_role_arn(value: str, what: str) -> str | None:
 def check_log_group_arn(value: str, what: str) -> str | None:
     """None if ``value`` is a CloudWatch Logs log group ARN (any partition, ``:*`` or not), else the problem,
     naming the flag."""
-    if LOG_GROUP_ARN_RE.match(value or ""):
+    if LOG_GROUP_ARN_RE.fullmatch(value or ""):
         return None
     return (
         f"{what} must be a CloudWatch Logs log group ARN "
