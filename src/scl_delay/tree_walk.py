@@ -89,9 +89,8 @@ class CategoricalTests:
 
     def values(self, codes: np.ndarray) -> np.ndarray:
         rows = np.floor(codes) + 1  # the table row of codes 0..k-1; NaN stays NaN
-        np.clip(
-            rows, 0, len(self.edges) - 2, out=rows
-        )  # below 0 -> row 0; k and above (inf too) -> row k + 1
+        # below 0 -> row 0; k and above (inf too) -> row k + 1, which holds what the inf row holds
+        np.clip(rows, 0, len(self.edges) - 2, out=rows)
         rows[np.isnan(rows)] = len(self.edges)  # missing: the last row
         tests = self.table.shape[1]
         return self.table.reshape(-1)[rows.astype(np.intp)[:, None] * tests + np.arange(tests)]
