@@ -8,6 +8,7 @@ operated date and are never read at training time.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,7 +62,6 @@ DAY_FEATURES = ("month", "day_of_month", "day_of_year", "weekday", "high_season"
 MINUTE_FEATURES = ("hour", "minute_of_day", "period_of_day")  # functions of the time of day
 FLIGHT_FEATURES = ("international", "airline", "destination")
 SECONDS_PER_DAY = 86_400
-MINUTES_PER_DAY = 1_440
 
 
 def delay_label(scheduled: np.ndarray, operated: np.ndarray) -> np.ndarray:
@@ -112,19 +112,18 @@ class CalendarTables:
     and every minute of a day, laid out in a feature set's columns: two lookups instead of some forty NumPy
     calls, which for one record cost more than the model itself."""
 
-    first_day: int  # days since 1970-01-01 of by_day's first row
+    first_second: int  # seconds since 1970-01-01 of by_day's first row
     by_day: np.ndarray  # float32 (days, features): the date's features, 0 elsewhere
     by_minute: np.ndarray  # float32 (1440, features): the time of day's features, 0 elsewhere
-    international: int  # column of each non-calendar feature
-    airline: int
-    destination: int
+    # the columns of FLIGHT_FEATURES, adjacent: a slice, since assigning to a list of columns releases the GIL
+    flight_columns: slice
 
-    def features(self, days: np.ndarray, minutes: np.ndarray) -> np.ndarray:
-        """Each row's day-table row plus its minute-table row (each is zero in the other's columns)."""
-        shape = (len(days), self.by_day.shape[1])
-        X = self._day_rows[days - self.first_day].view(np.float32).reshape(shape)
-        X += self._minute_rows[minutes].view(np.float32).reshape(shape)
-        return X
+    def features(self, scheduled: np.ndarray) -> np.ndarray:
+        """Each datetime64[s]'s day-table row plus its minute-table row (each is zero in the other's
+        columns). A date outside the table raises rather than borrow another day's features."""
+        day, second = np.divmod(scheduled.view(np.int64) - self.first_second, SECONDS_PER_DAY)
+        X = self._day_rows[day].view(np.float32) + self._minute_rows[second // 60].view(np.float32)
+        return X.reshape(len(day), self.by_day.shape[1])
 
     # The tables as 1-D arrays of whole rows, gathered by 1-D indexing: ``take`` and row indexing of a 2-D
     # array release the GIL on every call, however small, and a serving thread then waits for another thread
@@ -158,14 +157,11 @@ def calendar_tables(names: Sequence[str]) -> CalendarTables:
     column = {name: j for j, name in enumerate(names)}
     if unknown := set(names) - set(DAY_FEATURES) - set(MINUTE_FEATURES) - set(FLIGHT_FEATURES):
         raise ValueError(f"no rule for features {sorted(unknown)}")
-    return CalendarTables(
-        int(first.astype(np.int64)),
-        by_day,
-        by_minute,
-        column["international"],
-        column["airline"],
-        column["destination"],
-    )
+    first_second = int(first.astype("datetime64[s]").astype(np.int64))
+    flight = column[FLIGHT_FEATURES[0]]
+    if [column[name] for name in FLIGHT_FEATURES] != list(range(flight, flight + len(FLIGHT_FEATURES))):
+        raise ValueError(f"features {FLIGHT_FEATURES} must be adjacent, in this order")
+    return CalendarTables(first_second, by_day, by_minute, slice(flight, flight + len(FLIGHT_FEATURES)))
 
 
 @dataclass(frozen=True)
@@ -203,13 +199,15 @@ class FeatureSpec:
         return calendar_tables(self.names)
 
     def codes(self, field: str, values: np.ndarray) -> np.ndarray:
-        """Vocabulary codes, matched ignoring case; NaN (missing, as XGBoost scores it) outside it."""
+        """``code`` of each value."""
+        return np.fromiter((self.code(field, v) for v in values), dtype=np.float32, count=len(values))
+
+    def code(self, field: str, value: str) -> float:
+        """The value's vocabulary code, matched ignoring case; NaN (missing, as XGBoost scores it) outside
+        it."""
         exact, folded = self._codes[field]
-        return np.fromiter(
-            (exact[v] if v in exact else folded.get(v.casefold(), np.nan) for v in values),
-            dtype=np.float32,
-            count=len(values),
-        )
+        found = exact.get(value)
+        return float(found) if found is not None else folded.get(value.casefold(), math.nan)
 
     def to_dict(self) -> dict:
         return {
@@ -301,13 +299,15 @@ def _challenge_features(columns: FlightColumns, spec: FeatureSpec) -> np.ndarray
 
 def _full_features(columns: FlightColumns, spec: FeatureSpec) -> np.ndarray:
     """The calendar features by lookup: one row of ``spec.calendar_tables`` per day and per minute, summed
-    (each table is zero in the other's columns), then the flight's own columns."""
+    (each table is zero in the other's columns), then the flight's own columns, all three in one array."""
     tables = spec.calendar_tables
-    seconds = columns.scheduled.astype(np.int64)
     # Fecha-I is required for this set and parse_columns keeps it within schema.YEARS (Santiago time), so
-    # every row has a table row; a day past the table raises here rather than borrow another day's features.
-    X = tables.features(seconds // SECONDS_PER_DAY, seconds // 60 % MINUTES_PER_DAY)
-    X[:, tables.international] = columns.flight_type == "I"
-    X[:, tables.airline] = spec.codes(OPERA, columns.airline)
-    X[:, tables.destination] = spec.codes(DES_I, columns.destination)
+    # every row has a table row.
+    X = tables.features(columns.scheduled)
+    code = spec.code
+    flight = [
+        (kind == "I", code(OPERA, airline), code(DES_I, destination))
+        for kind, airline, destination in zip(columns.flight_type, columns.airline, columns.destination)
+    ]
+    X[:, tables.flight_columns] = np.array(flight, dtype=np.float32).reshape(len(X), len(FLIGHT_FEATURES))
     return X

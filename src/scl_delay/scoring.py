@@ -122,6 +122,9 @@ class Scorer:
         self.model, self.cache_size = model, cache_size
         self.fields = model.input_schema.read_fields
         self.cache = PredictionCache(cache_size)
+        # p >= threshold as `train` compares them, in float32; a float32 probability and this threshold are
+        # exact Python floats, so comparing those gives the same answer
+        self.threshold = float(np.float32(model.threshold))
 
     def score(self, records: Records, options: Options) -> Answers:
         n, raw = records.count, records.columns
@@ -140,10 +143,11 @@ class Scorer:
             todo = [i for i in todo if found[i] is None]
         explanations = None
         if todo:
-            p, d, unknown, X, bad = self._predict(raw, n, todo, options.unknown)
+            p, unknown, X, bad = self._predict(raw, n, todo, options.unknown)
             errors.update(bad)
             scored = [i for i in todo if i not in bad]
-            for i, scored_hit in zip(scored, zip(p.tolist(), d.tolist(), unknown)):
+            threshold = self.threshold
+            for i, scored_hit in zip(scored, ((q, q >= threshold, u) for q, u in zip(p, unknown))):
                 found[i] = scored_hit
                 if keys is not None:
                     self.cache.put(keys[i], scored_hit)
@@ -165,8 +169,8 @@ class Scorer:
         )
 
     def _predict(self, raw: dict[str, list], n: int, rows: list[int], unknown_policy: str):
-        """Parse, featurize and score the slots ``rows``: (p, decisions, unknown, X) for the valid ones, plus
-        {slot: error} for the invalid ones."""
+        """Parse, featurize and score the slots ``rows``: (probabilities, unknown fields, X) for the valid
+        ones, plus {slot: error} for the invalid ones."""
         sub = raw if len(rows) == n else {f: [c[i] for i in rows] for f, c in raw.items()}
         columns, problems = parse_columns(sub, len(rows), self.model.input_schema, unknown_policy)
         bad: dict[int, InputError] = {}
@@ -175,8 +179,8 @@ class Scorer:
         if bad:
             columns = columns.subset(columns.valid)
         X = build_features(columns, self.model.spec)
-        p = self.model.predictor.predict_proba(X)
-        return p, p >= self.model.threshold, columns.unknown.tolist(), X, bad  # float32 compare, as `train`
+        p = self.model.predictor.predict_proba(X).tolist()
+        return p, columns.unknown.tolist(), X, bad
 
     def _explanations(self, X: np.ndarray, scored: list[int], n: int, top: int) -> list:
         if len(scored) > MAX_EXPLAINED_RECORDS:

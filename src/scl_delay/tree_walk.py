@@ -29,6 +29,7 @@ import ctypes.util
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -57,6 +58,10 @@ def _f32(x: float) -> float:
 
 
 _ZERO = np.zeros(1, dtype=np.float32)
+# NumPy releases the GIL while it copies, compares or gathers more values than this in one call, and a
+# serving thread that lets it go waits for another thread to give it back (up to 5 ms, and tens of µs of
+# CPU under load): the one-row path keeps every call within it.
+GIL_KEEPING_SIZE = 500
 
 
 def sigmoid(margin: np.ndarray) -> np.ndarray:
@@ -66,15 +71,20 @@ def sigmoid(margin: np.ndarray) -> np.ndarray:
     and a float64 ``exp`` rounded to float32 for ~0.01%; the C function itself gives the very bits
     XGBoost gives, so a record's probability, and its decision at a threshold that is itself a training
     score, never depend on which engine scored it. A call per row costs ~0.3 µs."""
-    if _EXPF is not None and len(margin) == 1:  # one row: Python floats rounded to float32, not NumPy calls
-        e = _EXPF(min(-float(margin[0]), _MAX_EXPONENT))
-        return np.array([1.0 / _f32(_f32(e + 1.0) + _EPSILON)], dtype=np.float32)  # rounds the quotient
     x = np.minimum(-margin, np.float32(_MAX_EXPONENT))
     if _EXPF is None:
         e = np.exp(x.astype(np.float64)).astype(np.float32)
     else:
         e = np.fromiter(map(_EXPF, x.tolist()), dtype=np.float32, count=len(x))
     return np.float32(1) / (e + np.float32(1) + np.float32(_EPSILON))
+
+
+def sigmoid_one(margin: float) -> float:
+    """``sigmoid`` of one float32 margin, in Python floats rounded to float32 (no NumPy call)."""
+    if _EXPF is None:
+        return float(sigmoid(np.array([margin], dtype=np.float32))[0])
+    e = _EXPF(min(-margin, _MAX_EXPONENT))
+    return _f32(1.0 / _f32(_f32(e + 1.0) + _EPSILON))
 
 
 @dataclass(frozen=True)
@@ -95,9 +105,18 @@ class CategoricalTests:
         tests = self.table.shape[1]
         return self.table.reshape(-1)[rows.astype(np.intp)[:, None] * tests + np.arange(tests)]
 
-    def value_row(self, code: float) -> np.ndarray:
-        """``values`` for one code, with Python's bisect (NaN last)."""
-        return self.table[len(self.edges) if code != code else bisect.bisect_right(self.bounds, code)]
+    def value_row(self, code: float) -> tuple[np.ndarray, ...]:
+        """``values`` for one code, with Python's bisect (NaN last), in pieces of at most
+        ``GIL_KEEPING_SIZE`` values."""
+        row = len(self.edges) if code != code else bisect.bisect_right(self.bounds, code)
+        return tuple(piece[row] for piece in self._pieces)
+
+    @cached_property
+    def _pieces(self) -> tuple[np.ndarray, ...]:
+        """The table cut by columns, each piece contiguous: copying a row of more values would release the
+        GIL."""
+        starts = range(0, self.table.shape[1], GIL_KEEPING_SIZE)
+        return tuple(np.ascontiguousarray(self.table[:, i : i + GIL_KEEPING_SIZE]) for i in starts)
 
 
 @dataclass(frozen=True)
@@ -119,17 +138,26 @@ class TreeWalk:
         rows = X.shape[0]
         values = self._augmented_rows(np.asarray(X, dtype=np.float32))
         column, threshold, second_child = self.column, self.threshold, self.second_child
+        first_column, first_threshold, first_step = self._first_level
         if rows == 1:  # one row: no offsets (each NumPy call costs ~0.5 µs here, whatever its size)
-            node = self.roots[None, :]
-            for _ in range(self.depth):
+            node = first_step - (values[first_column] < first_threshold)
+            for _ in range(self.depth - 1):
                 node = second_child[node] - (values[column[node]] < threshold[node])
-        else:
-            node = np.repeat(self.roots[None, :], rows, axis=0)
-            offset = (np.arange(rows, dtype=np.intp) * self.row_width)[:, None]
-            for _ in range(self.depth):
-                node = second_child[node] - (values[column[node] + offset] < threshold[node])
+            margin = np.add.accumulate(self.leaf_value[node]).item(-1)  # float32 sums, in tree order
+            return np.array([sigmoid_one(margin)], dtype=np.float32)
+        offset = (np.arange(rows, dtype=np.intp) * self.row_width)[:, None]
+        node = first_step - (values[first_column + offset] < first_threshold)
+        for _ in range(self.depth - 1):
+            node = second_child[node] - (values[column[node] + offset] < threshold[node])
         margin = np.add.accumulate(self.leaf_value[node], axis=1)[:, -1]  # float32, in tree order
         return sigmoid(margin)
+
+    @cached_property
+    def _first_level(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The roots' columns, thresholds and second children: the first step needs no gather of its own (a
+        leaf's step keeps it where it is, so a walk of depth 0 takes this step harmlessly)."""
+        roots = self.roots
+        return self.column[roots], self.threshold[roots], self.second_child[roots]
 
     def probe_rows(self, rows: int, seed: int = 0) -> np.ndarray:
         """Feature rows that reach every kind of branch, to check the walk against XGBoost: each value is
@@ -151,9 +179,11 @@ class TreeWalk:
     def _augmented_rows(self, X: np.ndarray) -> np.ndarray:
         """[x, -x, 0, one value per distinct categorical test] for each row, flattened."""
         if X.shape[0] == 1:
-            x = X[0]
-            cat_values = [tests.value_row(float(x[tests.feature])) for tests in self.categorical]
-            return np.concatenate([x, -x, _ZERO, *cat_values])
+            x, floats = X[0], X.tolist()[0]
+            cat_values = [
+                piece for tests in self.categorical for piece in tests.value_row(floats[tests.feature])
+            ]
+            return np.concatenate((x, -x, _ZERO, *cat_values))
         f = self.features
         out = np.empty((X.shape[0], self.row_width), dtype=np.float32)
         out[:, :f] = X
