@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import chain
 
 import numpy as np
 
@@ -164,6 +165,19 @@ def calendar_tables(names: Sequence[str]) -> CalendarTables:
     return CalendarTables(first_second, by_day, by_minute, slice(flight, flight + len(FLIGHT_FEATURES)))
 
 
+class VocabularyCodes(dict):
+    """Vocabulary spelling -> code (a float); any other value is matched ignoring case, NaN outside the
+    vocabulary (missing, as XGBoost scores it). Lookups of other values are not stored: requests must not
+    grow it."""
+
+    def __init__(self, vocabulary: Sequence[str]):
+        super().__init__((v, float(i)) for i, v in enumerate(vocabulary))
+        self.folded = {v.casefold(): float(i) for i, v in enumerate(vocabulary)}
+
+    def __missing__(self, value: str) -> float:
+        return self.folded.get(value.casefold(), math.nan)
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     """Everything needed to rebuild the training features from a record: stored in the artifact."""
@@ -187,27 +201,16 @@ class FeatureSpec:
         return InputSchema(fields, required, categories, dict(self.city_airports))
 
     @cached_property
-    def _codes(self) -> dict[str, tuple[dict[str, int], dict[str, int]]]:
-        """Per field: (exact spelling -> code, case-folded spelling -> code)."""
-        return {
-            name: ({v: i for i, v in enumerate(vocab)}, {v.casefold(): i for i, v in enumerate(vocab)})
-            for name, vocab in self.vocabularies.items()
-        }
+    def _codes(self) -> dict[str, VocabularyCodes]:
+        return {name: VocabularyCodes(vocab) for name, vocab in self.vocabularies.items()}
 
     @cached_property
     def calendar_tables(self) -> CalendarTables:
         return calendar_tables(self.names)
 
     def codes(self, field: str, values: np.ndarray) -> np.ndarray:
-        """``code`` of each value."""
-        return np.fromiter((self.code(field, v) for v in values), dtype=np.float32, count=len(values))
-
-    def code(self, field: str, value: str) -> float:
-        """The value's vocabulary code, matched ignoring case; NaN (missing, as XGBoost scores it) outside
-        it."""
-        exact, folded = self._codes[field]
-        found = exact.get(value)
-        return float(found) if found is not None else folded.get(value.casefold(), math.nan)
+        """Vocabulary codes, matched ignoring case; NaN (missing, as XGBoost scores it) outside it."""
+        return np.fromiter(map(self._codes[field].__getitem__, values), dtype=np.float32, count=len(values))
 
     def to_dict(self) -> dict:
         return {
@@ -284,7 +287,7 @@ def build_features(columns: FlightColumns, spec: FeatureSpec) -> np.ndarray:
 def _challenge_features(columns: FlightColumns, spec: FeatureSpec) -> np.ndarray:
     X = np.empty((len(columns), len(spec.names)), dtype=np.float32)
     airline = spec.codes(OPERA, columns.airline)
-    known = spec._codes[OPERA][1]
+    known = spec._codes[OPERA].folded
     for j, name in enumerate(spec.names):
         if name.startswith("OPERA_"):
             X[:, j] = airline == known.get(name.removeprefix("OPERA_").casefold(), -1)
@@ -304,10 +307,13 @@ def _full_features(columns: FlightColumns, spec: FeatureSpec) -> np.ndarray:
     # Fecha-I is required for this set and parse_columns keeps it within schema.YEARS (Santiago time), so
     # every row has a table row.
     X = tables.features(columns.scheduled)
-    code = spec.code
-    flight = [
-        (kind == "I", code(OPERA, airline), code(DES_I, destination))
-        for kind, airline, destination in zip(columns.flight_type, columns.airline, columns.destination)
-    ]
-    X[:, tables.flight_columns] = np.array(flight, dtype=np.float32).reshape(len(X), len(FLIGHT_FEATURES))
+    airlines, destinations = spec._codes[OPERA], spec._codes[DES_I]
+    flight = zip(
+        map("I".__eq__, columns.flight_type),
+        map(airlines.__getitem__, columns.airline),
+        map(destinations.__getitem__, columns.destination),
+    )  # C-level loops: a Python comprehension costs more per row in 1,000-record requests
+    width = len(FLIGHT_FEATURES)
+    values = np.fromiter(chain.from_iterable(flight), dtype=np.float32, count=width * len(X))
+    X[:, tables.flight_columns] = values.reshape(len(X), width)
     return X
