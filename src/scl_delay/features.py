@@ -121,7 +121,8 @@ class CalendarTables:
 
     def features(self, scheduled: np.ndarray) -> np.ndarray:
         """Each datetime64[s]'s day-table row plus its minute-table row (each is zero in the other's
-        columns). A date outside the table raises rather than borrow another day's features."""
+        columns). The dates must lie within ``schema.YEARS``, as ``parse_columns`` keeps them: past the
+        table's end this raises, but before its start the index would wrap around to another day."""
         day, second = np.divmod(scheduled.view(np.int64) - self.first_second, SECONDS_PER_DAY)
         X = self._day_rows[day].view(np.float32) + self._minute_rows[second // 60].view(np.float32)
         return X.reshape(len(day), self.by_day.shape[1])
@@ -168,7 +169,7 @@ def calendar_tables(names: Sequence[str]) -> CalendarTables:
 class VocabularyCodes(dict):
     """Vocabulary spelling -> code (a float); any other value is matched ignoring case, NaN outside the
     vocabulary (missing, as XGBoost scores it). Lookups of other values are not stored: requests must not
-    grow it."""
+    grow it. Only ``[value]`` reaches ``__missing__``: ``get`` and ``in`` see the exact spellings alone."""
 
     def __init__(self, vocabulary: Sequence[str]):
         super().__init__((v, float(i)) for i, v in enumerate(vocabulary))
@@ -201,7 +202,8 @@ class FeatureSpec:
         return InputSchema(fields, required, categories, dict(self.city_airports))
 
     @cached_property
-    def _codes(self) -> dict[str, VocabularyCodes]:
+    def vocabulary_codes(self) -> dict[str, VocabularyCodes]:
+        """Per categorical field, value -> code (``VocabularyCodes``)."""
         return {name: VocabularyCodes(vocab) for name, vocab in self.vocabularies.items()}
 
     @cached_property
@@ -210,7 +212,9 @@ class FeatureSpec:
 
     def codes(self, field: str, values: np.ndarray) -> np.ndarray:
         """Vocabulary codes, matched ignoring case; NaN (missing, as XGBoost scores it) outside it."""
-        return np.fromiter(map(self._codes[field].__getitem__, values), dtype=np.float32, count=len(values))
+        return np.fromiter(
+            map(self.vocabulary_codes[field].__getitem__, values), dtype=np.float32, count=len(values)
+        )
 
     def to_dict(self) -> dict:
         return {
@@ -287,7 +291,7 @@ def build_features(columns: FlightColumns, spec: FeatureSpec) -> np.ndarray:
 def _challenge_features(columns: FlightColumns, spec: FeatureSpec) -> np.ndarray:
     X = np.empty((len(columns), len(spec.names)), dtype=np.float32)
     airline = spec.codes(OPERA, columns.airline)
-    known = spec._codes[OPERA].folded
+    known = spec.vocabulary_codes[OPERA].folded
     for j, name in enumerate(spec.names):
         if name.startswith("OPERA_"):
             X[:, j] = airline == known.get(name.removeprefix("OPERA_").casefold(), -1)
@@ -307,7 +311,7 @@ def _full_features(columns: FlightColumns, spec: FeatureSpec) -> np.ndarray:
     # Fecha-I is required for this set and parse_columns keeps it within schema.YEARS (Santiago time), so
     # every row has a table row.
     X = tables.features(columns.scheduled)
-    airlines, destinations = spec._codes[OPERA], spec._codes[DES_I]
+    airlines, destinations = spec.vocabulary_codes[OPERA], spec.vocabulary_codes[DES_I]
     flight = zip(
         map("I".__eq__, columns.flight_type),
         map(airlines.__getitem__, columns.airline),

@@ -142,6 +142,7 @@ def contributions(booster: xgb.Booster, X: np.ndarray, spec: FeatureSpec) -> np.
 TREE_WALK_MAX_VISITS = 40_000
 TREE_WALK_MAX_ROWS = 256  # whatever the model: the walk holds rows x trees node ids at once
 TREE_WALK_PROBE_ROWS = 512
+TREE_WALK_PROBE_SINGLE_ROWS = 64  # of them, also walked one at a time
 
 
 class Predictor:
@@ -156,6 +157,7 @@ class Predictor:
         self.booster, self.spec, self.threshold = booster, spec, threshold
         self.iteration_range = best_iterations(booster)  # once: each lookup is a call into libxgboost
         self.walk, self.walk_max_rows = self._checked_tree_walk()
+        spec.vocabulary_codes  # noqa: B018 -- built now, in gunicorn's master, shared by the workers
         if spec.feature_set == "full":
             spec.calendar_tables  # noqa: B018 -- built now, in gunicorn's master: the workers share the 2 MB
 
@@ -186,8 +188,12 @@ class Predictor:
             log.info("tree walk off (%s: %s): every request goes to XGBoost", type(e).__name__, e)
             return None, 0
         probe = walk.probe_rows(TREE_WALK_PROBE_ROWS)
-        if not np.array_equal(
-            walk.predict_proba(probe), predict_proba(self.booster, probe, self.iteration_range)
+        expected = predict_proba(self.booster, probe, self.iteration_range)
+        one_by_one = [walk.predict_proba(probe[i : i + 1]) for i in range(TREE_WALK_PROBE_SINGLE_ROWS)]
+        # the one-row path too (its own code), which also builds its tables here, before gunicorn forks
+        if not (
+            np.array_equal(walk.predict_proba(probe), expected)
+            and np.array_equal(np.concatenate(one_by_one), expected[:TREE_WALK_PROBE_SINGLE_ROWS])
         ):
             log.warning("tree walk off: it does not reproduce XGBoost on probe rows")
             return None, 0

@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache, cached_property, lru_cache
+from functools import cache, cached_property
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -430,10 +430,22 @@ def parse_columns(
     return FlightColumns(valid=valid, unknown=flagged, **parsed), errors
 
 
-@lru_cache(maxsize=64)
+SHARED_FILLED_ROWS = 64  # _filled shares arrays up to this many rows, at most a few kB each
+
+
 def _filled(n_rows: int, dtype: type, value) -> np.ndarray:
-    """A read-only array of ``n_rows`` times ``value``, shared: the usual request's all-valid flags, empty
-    unknown lists and unread months then cost no NumPy call (each costs a few µs in a busy server)."""
+    """A read-only array of ``n_rows`` times ``value``, shared for small requests: their all-valid flags,
+    empty unknown lists and unread months then cost no NumPy call (each costs a few µs in a busy
+    server); larger ones get their own (a cache keyed by row count would keep batch-sized arrays)."""
+    if n_rows <= SHARED_FILLED_ROWS:
+        return _shared_filled(n_rows, dtype, value)
+    out: np.ndarray = np.empty(n_rows, dtype=dtype)
+    out.fill(value)
+    return out
+
+
+@cache
+def _shared_filled(n_rows: int, dtype: type, value) -> np.ndarray:
     out: np.ndarray = np.empty(n_rows, dtype=dtype)
     out.fill(value)
     out.flags.writeable = False
@@ -444,7 +456,7 @@ def _empty(kind: str, n_rows: int) -> np.ndarray:
     if kind == "timestamp":
         return np.full(n_rows, np.datetime64("NaT"), dtype="datetime64[s]")
     if kind == "month":
-        return _filled(n_rows, np.int8, 0)  # never written to, unlike the others (_derive fills them in)
+        return _filled(n_rows, np.int8, 0)  # never written to, unlike the categories (_derive fills them in)
     return np.full(n_rows, "", dtype=object)
 
 

@@ -60,7 +60,8 @@ def _f32(x: float) -> float:
 _ZERO = np.zeros(1, dtype=np.float32)
 # NumPy releases the GIL while it copies, compares or gathers more values than this in one call, and a
 # serving thread that lets it go waits for another thread to give it back (up to 5 ms, and tens of µs of
-# CPU under load): the one-row path keeps every call within it.
+# CPU under load): the one-row path keeps every call within it for models of fewer than 500 trees (its
+# steps handle one node id per tree at once).
 GIL_KEEPING_SIZE = 500
 
 
@@ -105,7 +106,7 @@ class CategoricalTests:
         tests = self.table.shape[1]
         return self.table.reshape(-1)[rows.astype(np.intp)[:, None] * tests + np.arange(tests)]
 
-    def value_row(self, code: float) -> tuple[np.ndarray, ...]:
+    def row_pieces(self, code: float) -> tuple[np.ndarray, ...]:
         """``values`` for one code, with Python's bisect (NaN last), in pieces of at most
         ``GIL_KEEPING_SIZE`` values."""
         row = len(self.edges) if code != code else bisect.bisect_right(self.bounds, code)
@@ -181,7 +182,7 @@ class TreeWalk:
         if X.shape[0] == 1:
             x, floats = X[0], X.tolist()[0]
             cat_values = [
-                piece for tests in self.categorical for piece in tests.value_row(floats[tests.feature])
+                piece for tests in self.categorical for piece in tests.row_pieces(floats[tests.feature])
             ]
             return np.concatenate((x, -x, _ZERO, *cat_values))
         f = self.features

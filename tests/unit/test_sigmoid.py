@@ -12,5 +12,7 @@ def test_one_row_sigmoid_gives_the_array_paths_bits():
     margins = np.concatenate([rng.normal(0, 3, 50_000), rng.uniform(-100, 100, 20_000), edges]).astype(
         np.float32
     )
-    one_by_one = np.array([sigmoid_one(m) for m in margins.tolist()], dtype=np.float32)
+    singles = [sigmoid_one(m) for m in margins.tolist()]
+    assert all(p == float(np.float32(p)) for p in singles)  # already float32 values, not rounded later
+    one_by_one = np.array(singles, dtype=np.float32)
     assert np.array_equal(one_by_one.view(np.int32), sigmoid(margins).view(np.int32))
