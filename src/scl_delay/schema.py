@@ -418,15 +418,17 @@ def parse_columns(
     errors += _derive(parsed, schema)
     errors += _missing_required(raw, n_rows, parsed, missing, schema, {e.index for e in errors})
     errors.sort(key=lambda e: e.index)
-    valid = _filled(n_rows, bool, True)
     if errors:
-        valid = valid.copy()
+        valid = _new_filled(n_rows, bool, True)
         valid[[e.index for e in errors]] = False
-    flagged = _filled(n_rows, object, ())
+    else:
+        valid = _filled(n_rows, bool, True)
     if unknown_cells:
-        flagged = flagged.copy()
+        flagged = _new_filled(n_rows, object, ())
         for i, name in unknown_cells:
             flagged[i] = (*flagged[i], name)
+    else:
+        flagged = _filled(n_rows, object, ())
     return FlightColumns(valid=valid, unknown=flagged, **parsed), errors
 
 
@@ -434,21 +436,26 @@ SHARED_FILLED_ROWS = 64  # _filled shares arrays up to this many rows, at most a
 
 
 def _filled(n_rows: int, dtype: type, value) -> np.ndarray:
-    """A read-only array of ``n_rows`` times ``value``, shared for small requests: their all-valid flags,
-    empty unknown lists and unread months then cost no NumPy call (each costs a few µs in a busy
-    server); larger ones get their own (a cache keyed by row count would keep batch-sized arrays)."""
-    if n_rows <= SHARED_FILLED_ROWS:
-        return _shared_filled(n_rows, dtype, value)
-    out: np.ndarray = np.empty(n_rows, dtype=dtype)
-    out.fill(value)
-    return out
+    """``n_rows`` times ``value``, never to be written to: shared and read-only for small requests, whose
+    all-valid flags, empty unknown lists and unread months then cost no NumPy call (each costs a few µs in a
+    busy server); larger ones get their own (a cache keyed by row count would keep batch-sized arrays)."""
+    return (
+        _shared_filled(n_rows, dtype, value)
+        if n_rows <= SHARED_FILLED_ROWS
+        else _new_filled(n_rows, dtype, value)
+    )
 
 
 @cache
 def _shared_filled(n_rows: int, dtype: type, value) -> np.ndarray:
-    out: np.ndarray = np.empty(n_rows, dtype=dtype)
-    out.fill(value)
+    out = _new_filled(n_rows, dtype, value)
     out.flags.writeable = False
+    return out
+
+
+def _new_filled(n_rows: int, dtype: type, value) -> np.ndarray:
+    out: np.ndarray = np.empty(n_rows, dtype=dtype)
+    out.fill(value)  # np.full would read the unknown lists' empty tuple as an empty array, and fail
     return out
 
 
