@@ -35,6 +35,7 @@ import orjson
 
 from .errors import InputError, NotAcceptableError, PayloadError, UnsupportedMediaTypeError
 from .schema import HEADERLESS_FIELDS, SCL_COLUMNS
+from .settings import OUTPUT_CHOICES
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -281,7 +282,7 @@ def _same_layout_records(
     by_position = list(zip(*(row for _, row in rows)))
     columns: dict[str, list] = {name: [None] * len(rows) for name in fields}
     for name, i in where:
-        columns[name] = [value.strip() for value in by_position[i]]
+        columns[name] = list(map(str.strip, by_position[i]))
     return Records(columns, len(rows), {}, header, single=len(rows) == 1)
 
 
@@ -359,16 +360,30 @@ class Answers:
         return record
 
 
+def _records(answers: Answers) -> list[dict]:
+    """Every slot's JSON object; the usual answer (both outputs, no error, no explanation) built without a
+    call per slot."""
+    if answers.errors or answers.explanations is not None or answers.outputs != OUTPUT_CHOICES:
+        return [answers.record(i) for i in range(len(answers.probabilities))]
+    return [
+        {"probability": p, "decision": d, "unknown": list(u)} if u else {"probability": p, "decision": d}
+        for p, d, u in zip(answers.probabilities, answers.decisions, answers.unknown)
+    ]
+
+
 def _json_body(answers: Answers) -> bytes:
-    records = [answers.record(i) for i in range(len(answers.probabilities))]
     return orjson.dumps(
-        {"predictions": records, "model_version": answers.model_version, "threshold": answers.threshold}
+        {
+            "predictions": _records(answers),
+            "model_version": answers.model_version,
+            "threshold": answers.threshold,
+        }
     )
 
 
 def _jsonlines_body(answers: Answers) -> bytes:
-    n = len(answers.probabilities)
-    return b"".join(orjson.dumps(answers.record(i), option=orjson.OPT_APPEND_NEWLINE) for i in range(n))
+    line = orjson.OPT_APPEND_NEWLINE
+    return b"".join(orjson.dumps(record, option=line) for record in _records(answers))
 
 
 def _csv_body(answers: Answers) -> bytes:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache, cached_property
@@ -82,7 +82,9 @@ _TIMESTAMP = re.compile(
     r"(Z|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?",
     re.ASCII,
 )
-_PLAIN_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[ T]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?", re.ASCII)
+_PLAIN = r"\d{4}-\d{2}-\d{2}[ T](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d)?"
+_PLAIN_TIMESTAMP = re.compile(_PLAIN, re.ASCII)
+_PLAIN_LINES = re.compile(rf"(?:{_PLAIN}\n)*{_PLAIN}", re.ASCII)  # a column of them, joined by newlines
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 SHOWN_CHARS = 80  # an error message echoes at most this much of a bad value
 _MISSING = "missing required field"
@@ -223,8 +225,10 @@ def parse_timestamps(
     suffix is converted to Santiago local time (what ``Fecha-I`` is); without one the value is taken as
     Santiago local time already. Fractions of a second are dropped.
     """
-    texts, errors = ["NaT"] * len(values), []  # one NumPy conversion for them all at the end
     low, high = str(YEARS[0]), str(YEARS[1])
+    if (plain := _plain_column(values, low, high)) is not None:
+        return plain, []
+    texts, errors = ["NaT"] * len(values), []  # one NumPy conversion for them all at the end
     for i, value in enumerate(values):
         if value.__class__ is str and _PLAIN_TIMESTAMP.fullmatch(value) and low <= value[:4] <= high:
             texts[i] = value  # the usual case first: Santiago time, no fraction, no offset, no spaces
@@ -267,6 +271,23 @@ def parse_timestamps(
             except ValueError:
                 errors.append(InvalidRecordError(i, field_name, f"not a calendar date-time: {shown(text)}"))
         return out, errors
+
+
+def _plain_column(values: Sequence, low: str, high: str) -> np.ndarray | None:
+    """The column as datetime64[s] when every value is a plain Santiago time of a year within ``low`` and
+    ``high`` (the usual batch), by one regular expression over them all; None when any is not."""
+    try:
+        text = "\n".join(values)
+    except TypeError:  # a value that is not text
+        return None
+    if text.count("\n") != len(values) - 1 or not _PLAIN_LINES.fullmatch(text):  # no newline inside one
+        return None
+    if min(values)[:4] < low or max(values)[:4] > high:
+        return None
+    try:
+        return np.array(values, dtype="datetime64[s]")
+    except ValueError:  # an impossible date (2017-02-30): found one by one
+        return None
 
 
 def parse_months(
@@ -325,13 +346,11 @@ def parse_categories(
     """
     if lookup is None and allowed is not None:
         lookup = canonical_lookup(allowed)
-    out = [""] * len(values)  # a list, made an array once: NumPy's per-item assignment costs more
-    errors = []
     table: Mapping[str, str] = lookup if lookup is not None else {}
-    for i, value in enumerate(values):
-        if value.__class__ is str and (found := table.get(value)) is not None:  # the usual case first
-            out[i] = found
-            continue
+    out = _as_spelled(values, table)
+    errors = []
+    for i in _positions(out, None):  # the values not spelled as the vocabulary spells them
+        value, out[i] = values[i], ""
         if is_missing(value):
             if missing is not None:
                 missing.append(i)
@@ -353,6 +372,27 @@ def parse_categories(
             listed = allowed or tuple(dict.fromkeys(lookup.values()))
             errors.append(InvalidRecordError(i, field_name, _unknown(field_name, value, listed)))
     return np.array(out, dtype=object), errors
+
+
+def _as_spelled(values: Sequence, table: Mapping[str, str]) -> list[str | None]:
+    """Each value's vocabulary spelling where it is one of ``table``'s keys as given (the usual value), else
+    None: one C-level pass (a list, made an array once: NumPy's per-item assignment costs more)."""
+    try:
+        return list(map(table.get, values))
+    except TypeError:  # an unhashable value (a JSON list or object)
+        return [table.get(v) if v.__class__ is str else None for v in values]
+
+
+def _positions(found: list, value) -> Iterator[int]:
+    """Where ``found`` holds ``value``, found by C-level search; ``found`` may be changed at the position
+    yielded."""
+    i = -1
+    while True:
+        try:
+            i = found.index(value, i + 1)
+        except ValueError:
+            return
+        yield i
 
 
 def _unknown(field_name: str, value: str, allowed: Sequence[str]) -> str:
@@ -473,28 +513,32 @@ def flight_type_of(destination: str) -> str:
 
 def _derive(parsed: dict[str, np.ndarray], schema: InputSchema) -> list[InvalidRecordError]:
     destination, city, flight_type = parsed["destination"], parsed["city"], parsed["flight_type"]
-    errors: list[InvalidRecordError] = []
     if DES_I not in schema.fields and SIGLADES not in schema.fields:
-        return errors
-    cities = schema.city_airports
-    types: dict[str, str] = {}  # airport -> its flight type: a request names few airports, often
-    for i, airport in enumerate(destination.tolist()):
-        if not airport and cities and city[i]:
-            destination[i] = airport = cities.get(city[i], "")
-        if not airport:
+        return []
+    airports = destination.tolist()
+    if cities := schema.city_airports:
+        for i in _positions(airports, ""):
+            if city[i]:
+                destination[i] = airports[i] = cities.get(city[i], "")
+    types = {airport: flight_type_of(airport) if airport else "" for airport in set(airports)}
+    derived, given = list(map(types.__getitem__, airports)), flight_type.tolist()
+    if given == derived:  # the usual request: every TIPOVUELO given, and right
+        return []
+    errors: list[InvalidRecordError] = []
+    for i, (stated, implied) in enumerate(zip(given, derived)):
+        if stated == implied or not implied:
             continue
-        derived = types.get(airport) or types.setdefault(airport, flight_type_of(airport))
-        if flight_type[i] == "":
-            flight_type[i] = derived
-        elif flight_type[i] != derived:
-            errors.append(
-                InvalidRecordError(
-                    i,
-                    TIPOVUELO,
-                    f"TIPOVUELO {flight_type[i]!r} contradicts Des-I {airport!r}: destinations "
-                    f"starting with {DOMESTIC_PREFIX} are domestic (N), all others international (I)",
-                )
+        if not stated:
+            flight_type[i] = implied
+            continue
+        errors.append(
+            InvalidRecordError(
+                i,
+                TIPOVUELO,
+                f"TIPOVUELO {stated!r} contradicts Des-I {airports[i]!r}: destinations "
+                f"starting with {DOMESTIC_PREFIX} are domestic (N), all others international (I)",
             )
+        )
     return errors
 
 

@@ -90,6 +90,40 @@ def test_timestamps_reject_nat_text_and_impossible_dates():
     assert sorted(e.index for e in errors) == [1, 2, 3]
 
 
+PLAIN = ["2017-01-01 23:30:00", "2017-01-02T06:05", "1950-01-01 00:00", "2100-12-31 23:59:59"]
+
+
+@pytest.mark.parametrize(
+    "odd, index",
+    [
+        ("1949-12-31 23:59", 4),  # a year out of range
+        ("2017-02-29 10:00", 4),  # an impossible date
+        ("2017-01-01 10:00\n2017-01-01 11:00", 4),  # two plain times in one value
+        (None, None),  # missing
+        (" 2017-01-01 10:00", None),  # to be trimmed: the checked path's result
+        (1.5, 4),  # not text
+    ],
+)
+def test_a_batch_of_plain_times_is_read_at_once_and_any_odd_value_one_by_one(odd, index):
+    """The whole-column path (one regular expression over the joined values) gives what the value-by-value
+    path gives: the plain times alone, and with one odd value among them."""
+    parsed, errors = parse_timestamps(PLAIN, "Fecha-I")
+    assert errors == [] and parsed.tolist() == [np.datetime64(t.replace(" ", "T"), "s").item() for t in PLAIN]
+    parsed, errors = parse_timestamps(PLAIN + [odd], "Fecha-I", missing := [])
+    assert [e.index for e in errors] == ([] if index is None else [index])
+    assert parsed[:4].tolist() == [np.datetime64(t.replace(" ", "T"), "s").item() for t in PLAIN]
+    assert missing == ([4] if odd is None else [])
+
+
+def test_a_batch_of_vocabulary_spellings_is_matched_at_once_and_any_other_value_one_by_one():
+    good = [GOOD] * 3
+    columns, errors = parse(*good)
+    assert errors == [] and columns.airline.tolist() == ["Grupo LATAM"] * 3
+    columns, errors = parse(*good, {**GOOD, "OPERA": ["Grupo LATAM"]}, {**GOOD, "OPERA": "sky airline "})
+    assert [(e.index, e.field) for e in errors] == [(3, "OPERA")]
+    assert columns.airline.tolist()[4] == "Sky Airline"
+
+
 def test_an_offset_that_moves_the_year_out_of_range_is_refused():
     parsed, errors = parse_timestamps(["1950-01-01T02:00:00Z", "2100-12-31T23:30-06:00"], "Fecha-I")
     assert [e.reason for e in errors] == [
