@@ -19,8 +19,9 @@ every worker fills, as after hours of traffic), and the constant app (the floor)
 interleaved (floor, off, floor, on, floor, on, floor, off, ..., floor) and each is reported against the
 floor runs just before and after it, the median over rounds (this machine's speed drifts by 2x within
 minutes; neighbours share the drift); 1,000-record CSV bodies in ABBA order (off, on, on, off, ...) in
-records/s beside XGBoost's own in-process throughput on the same rows, measured between the rounds. wrk
-shares the machine's cores with the servers. Floors (issues 10 and 15): single-record cache off >= 0.80x the
+records/s beside XGBoost's own in-process throughput on the same rows, measured between the rounds (one wrk
+thread: two would split the bodies in halves, and the faster would run out of its own). wrk shares the
+machine's cores with the servers. Floors (issues 10 and 15): single-record cache off >= 0.80x the
 floor, p99 <= 20 ms, no errors over >= 50,000 requests; CSV cache off >= 200,000 records/s; cache on (full)
 >= 0.95x cache off for both. Needs wrk (Debian's package; installed with apt-get when run as root).
 """
@@ -282,13 +283,19 @@ class Server:
 
 
 def run_wrk(
-    wrk: str, server: Server, script: Path, connections: int, duration_s: float, records: int = 1
+    wrk: str,
+    server: Server,
+    script: Path,
+    connections: int,
+    duration_s: float,
+    records: int = 1,
+    threads: int = 2,
 ) -> dict:
     cpu = server.cpu_s()
     out = subprocess.run(
         [
             wrk,
-            "-t2",
+            f"-t{threads}",
             f"-c{connections}",
             f"-d{max(round(duration_s), 1)}s",
             "--latency",
@@ -422,8 +429,9 @@ def measure(args, wrk: str, workdir: Path, data: Path, model_dir: Path):
         batch_rows, csv_rate = [], 0.0
         for name in ("off", "on"):  # warm-up, and how many bodies a run needs
             bodies = [csv_body(list(itertools.islice(records, 1000))) for _ in range(100)]
-            script = wrk_script(workdir / f"run{next(counter)}.lua", bodies, "text/csv", 2)
-            csv_rate = max(csv_rate, run_wrk(wrk, servers[name], script, 4, 2, records=1000)["records"] / 2)
+            script = wrk_script(workdir / f"run{next(counter)}.lua", bodies, "text/csv", 1)
+            result = run_wrk(wrk, servers[name], script, 4, 2, records=1000, threads=1)
+            csv_rate = max(csv_rate, result["records"] / 2)
         xgb_rates = []
         for round_ in range(args.repeats):
             for name in ("off", "on") if round_ % 2 == 0 else ("on", "off"):  # ABBA: drift cancels out
@@ -434,8 +442,8 @@ def measure(args, wrk: str, workdir: Path, data: Path, model_dir: Path):
                     rows = list(itertools.islice(records, 1000))
                     batch_rows += [rows][: 20 - len(batch_rows)]
                     bodies.append(csv_body(rows))
-                script = wrk_script(workdir / f"run{next(counter)}.lua", bodies, "text/csv", 2)
-                result = run_wrk(wrk, servers[name], script, 4, args.batch_duration, records=1000)
+                script = wrk_script(workdir / f"run{next(counter)}.lua", bodies, "text/csv", 1)
+                result = run_wrk(wrk, servers[name], script, 4, args.batch_duration, records=1000, threads=1)
                 csv_rate = max(csv_rate, result["records"] / args.batch_duration)
                 results.setdefault(f"csv {name}", []).append(result)
             xgb_rates.append(inprocess_xgboost_records_s(model_dir, batch_rows, seconds=1.5))
@@ -500,7 +508,7 @@ def print_report(args, results: dict, servers: dict, xgb_rps: float, data: Path,
     print(
         f"\nwrk -t2 -c{args.connections}, {args.duration:g} s per single-record run, "
         f"{args.repeats} interleaved "
-        f"rounds (floor, off, floor, on, floor, on, floor, off, ..., floor); CSV: ABBA rounds, -c4, "
+        f"rounds (floor, off, floor, on, floor, on, floor, off, ..., floor); CSV: ABBA rounds, wrk -t1 -c4, "
         f"{args.batch_duration:g} s; "
         f"{os.cpu_count()} cores shared with wrk; data: {data.name}"
         f"{' (known values only)' if args.known_only else ''}; load average "

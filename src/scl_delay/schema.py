@@ -386,6 +386,8 @@ def _as_spelled(values: Sequence, table: Mapping[str, str]) -> list[str | None]:
 def _positions(found: list, value) -> Iterator[int]:
     """Where ``found`` holds ``value``, found by C-level search; ``found`` may be changed at the position
     yielded."""
+    if value not in found:  # the usual list: no search, and no ValueError raised to end it
+        return
     i = -1
     while True:
         try:
