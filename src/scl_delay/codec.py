@@ -334,7 +334,7 @@ class Answers:
     """
 
     probabilities: list
-    decisions: list
+    decisions: list  # bool, as answered (not 0/1)
     unknown: list  # per slot, a tuple of the fields whose value the model never saw (scored as missing)
     errors: dict[int, InputError]
     outputs: tuple[str, ...]

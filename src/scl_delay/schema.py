@@ -84,7 +84,8 @@ _TIMESTAMP = re.compile(
 )
 _PLAIN = r"\d{4}-\d{2}-\d{2}[ T](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d)?"
 _PLAIN_TIMESTAMP = re.compile(_PLAIN, re.ASCII)
-_PLAIN_LINES = re.compile(rf"(?:{_PLAIN}\n)*{_PLAIN}", re.ASCII)  # a column of them, joined by newlines
+# a column of them joined by newlines; possessive: a column that fails, fails without backtracking
+_PLAIN_LINES = re.compile(rf"(?:{_PLAIN}\n)*+{_PLAIN}", re.ASCII)
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 SHOWN_CHARS = 80  # an error message echoes at most this much of a bad value
 _MISSING = "missing required field"
