@@ -19,9 +19,9 @@ every worker fills, as after hours of traffic), and the constant app (the floor)
 interleaved (floor, off, floor, on, floor, on, floor, off, ..., floor) and each is reported against the
 floor runs just before and after it, the median over rounds (this machine's speed drifts by 2x within
 minutes; neighbours share the drift); 1,000-record CSV bodies in ABBA order (off, on, on, off, ...) in
-records/s beside XGBoost's own in-process throughput on the same rows, measured between the rounds. wrk runs
-one thread (see ``wrk_script``: a second would start sending before wrk's clock) and shares the machine's
-cores with the servers. Floors (issues 10 and 15): single-record cache off >= 0.80x the
+records/s beside XGBoost's own in-process throughput on the same rows, measured between the rounds (one wrk
+thread: two would split the bodies in halves, and the faster would run out of its own). wrk shares the
+machine's cores with the servers. Floors (issues 10 and 15): single-record cache off >= 0.80x the
 floor, p99 <= 20 ms, no errors over >= 50,000 requests; CSV cache off >= 200,000 records/s; cache on (full)
 >= 0.95x cache off for both. Needs wrk (Debian's package; installed with apt-get when run as root).
 """
@@ -44,6 +44,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -173,26 +174,43 @@ def json_bodies(records: Iterator[dict], count: int, per_body: int = 1) -> list[
     return [json.dumps(list(itertools.islice(records, per_body)), ensure_ascii=False) for _ in range(count)]
 
 
-def wrk_script(path: Path, bodies: list[str], content_type: str, close: bool = False) -> Path:
-    """A wrk script that sends ``bodies`` in order, each once; ``done`` prints how many it sent against how
-    many it had, so a run that ran out (and repeated) is flagged. ``close``: a new connection per request,
-    so that every request goes to whichever worker accepts it.
+@dataclass(frozen=True)
+class WrkScript:
+    path: Path
+    threads: int  # the wrk threads it was written for, each with its own share of the bodies
 
-    For one wrk thread (``run_wrk``): wrk runs a thread's ``init`` in its main thread, starts that thread,
-    goes on to the next thread's ``init``, and starts its clock after the last; a second thread's reading
-    of its bodies would let the first send before the clock starts (measured with 2 threads of 1,000-record
-    CSV bodies: 4-5 s before a 5 s run, which read as 1.3-1.4x the records/s)."""
-    body_file = path.with_suffix(".bodies")
-    body_file.write_text(SEPARATOR.join(bodies), encoding="utf-8")
+
+def wrk_script(
+    path: Path, bodies: list[str], content_type: str, threads: int, close: bool = False
+) -> WrkScript:
+    """A wrk script whose threads send disjoint shares of ``bodies`` (all of them each when there are fewer
+    bodies than threads), each once; ``done`` prints how many a thread sent against how many it had, so a
+    run that ran out (and repeated) is flagged. ``close``: a new connection per request, so that every
+    request goes to whichever worker accepts it.
+
+    Each thread reads a file of its own share: wrk runs a thread's ``init`` in its main thread, starts that
+    thread, goes on to the next thread's ``init``, and starts its clock after the last, so the first thread
+    sends while the second reads (with 2 threads that each read every 1,000-record CSV body: 4-5 s before a
+    5 s run, which read as 1.3-1.4x the records/s). With a share each, the second thread's reading is ~0.15
+    s of single-record bodies: some 2-3% more requests than the clock's, for every app alike. Single
+    records still use 2 threads: gunicorn does not balance connections between workers, and 32 opened at
+    once by one wrk thread landed all on one worker in 2 runs of 6 (half the throughput)."""
+    shares = [bodies] * threads if len(bodies) < threads else [bodies[i::threads] for i in range(threads)]
+    for i, share in enumerate(shares):
+        path.with_suffix(f".{i}.bodies").write_text(SEPARATOR.join(share), encoding="utf-8")
+    prefix = str(path.with_suffix(""))
     path.write_text(
         f"""
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "{content_type}"
 {'wrk.headers["Connection"] = "close"' if close else ""}
-local thread_handle
-setup = function(thread) thread_handle = thread end
+local threads, next_id = {{}}, 0
+setup = function(thread)
+  thread:set("id", next_id); next_id = next_id + 1; table.insert(threads, thread)
+end
 init = function(args)
-  local f = assert(io.open({json.dumps(str(body_file))}, "rb")); local all = f:read("*all"); f:close()
+  local f = assert(io.open({json.dumps(prefix)} .. "." .. id .. ".bodies", "rb"))
+  local all = f:read("*all"); f:close()
   requests, sent = {{}}, 0
   for body in string.gmatch(all, "([^\\30]+)") do
     requests[#requests + 1] = wrk.format(nil, "/invocations", nil, body)
@@ -204,12 +222,13 @@ request = function()
   return requests[((sent - 1) % #requests) + 1]
 end
 done = function(summary, latency, requests)
-  local sent, available = thread_handle:get("sent"), thread_handle:get("available")
-  io.write(string.format("bodies sent %d of %d\\n", sent, available))
+  for _, thread in ipairs(threads) do
+    io.write(string.format("bodies sent %d of %d\\n", thread:get("sent"), thread:get("available")))
+  end
 end
 """
     )
-    return path
+    return WrkScript(path, threads)
 
 
 class Server:
@@ -284,24 +303,23 @@ class Server:
 def run_wrk(
     wrk: str,
     server: Server,
-    script: Path,
+    script: WrkScript,
     connections: int,
     duration_s: float,
     records: int = 1,
 ) -> dict:
-    """One wrk run of one thread (see ``wrk_script``) against ``server``."""
     cpu = server.cpu_s()
     out = subprocess.run(
         [
             wrk,
-            "-t1",
+            f"-t{script.threads}",
             f"-c{connections}",
             f"-d{max(round(duration_s), 1)}s",
             "--latency",
             "--timeout",
             "5s",
             "-s",
-            str(script),
+            str(script.path),
         ]
         + [f"http://127.0.0.1:{server.port}"],
         check=False,
@@ -397,8 +415,8 @@ def measure(args, wrk: str, workdir: Path, data: Path, model_dir: Path):
     counter = itertools.count()
 
     def single(name: str, seconds: float, bodies_per_s: float, key: str | None = None) -> dict:
-        bodies = json_bodies(records, max(int(bodies_per_s * seconds * 2), 10_000))
-        script = wrk_script(workdir / f"run{next(counter)}.lua", bodies, "application/json")
+        bodies = json_bodies(records, max(int(bodies_per_s * seconds * 2.5), 10_000))  # wrk threads vary
+        script = wrk_script(workdir / f"run{next(counter)}.lua", bodies, "application/json", 2)
         result = run_wrk(wrk, servers[name], script, args.connections, seconds)
         if args.verbose:
             print(result["raw"], file=sys.stderr)
@@ -420,7 +438,7 @@ def measure(args, wrk: str, workdir: Path, data: Path, model_dir: Path):
                 single("floor", args.duration, rate, "floor")
                 single(name, args.duration, rate, f"single {name}")
         single("floor", args.duration, rate, "floor")
-        repeated = wrk_script(workdir / "repeated.lua", json_bodies(records, 1), "application/json")
+        repeated = wrk_script(workdir / "repeated.lua", json_bodies(records, 1), "application/json", 2)
         results["single repeated"] = [
             run_wrk(wrk, servers["on"], repeated, args.connections, args.duration / 2)
         ]
@@ -428,7 +446,7 @@ def measure(args, wrk: str, workdir: Path, data: Path, model_dir: Path):
         batch_rows, csv_rate = [], 0.0
         for name in ("off", "on"):  # warm-up, and how many bodies a run needs
             bodies = [csv_body(list(itertools.islice(records, 1000))) for _ in range(100)]
-            script = wrk_script(workdir / f"run{next(counter)}.lua", bodies, "text/csv")
+            script = wrk_script(workdir / f"run{next(counter)}.lua", bodies, "text/csv", 1)
             result = run_wrk(wrk, servers[name], script, 4, 2, records=1000)
             csv_rate = max(csv_rate, result["records"] / 2)
         xgb_rates = []
@@ -441,7 +459,7 @@ def measure(args, wrk: str, workdir: Path, data: Path, model_dir: Path):
                     rows = list(itertools.islice(records, 1000))
                     batch_rows += [rows][: 20 - len(batch_rows)]
                     bodies.append(csv_body(rows))
-                script = wrk_script(workdir / f"run{next(counter)}.lua", bodies, "text/csv")
+                script = wrk_script(workdir / f"run{next(counter)}.lua", bodies, "text/csv", 1)
                 result = run_wrk(wrk, servers[name], script, 4, args.batch_duration, records=1000)
                 csv_rate = max(csv_rate, result["records"] / args.batch_duration)
                 results.setdefault(f"csv {name}", []).append(result)
@@ -461,7 +479,7 @@ def fill_cache(wrk: str, workdir: Path, server: Server, records: Iterator[dict],
     target, sent, began, per_run = int(entries * FILL_FACTOR), 0, time.monotonic(), 4_000
     while sent < target:
         bodies = json_bodies(records, per_run, FILL_BODY_RECORDS)
-        script = wrk_script(workdir / "fill.lua", bodies, "application/json", close=True)
+        script = wrk_script(workdir / "fill.lua", bodies, "application/json", 2, close=True)
         result = run_wrk(wrk, server, script, 32, 3, records=FILL_BODY_RECORDS)
         sent += result["records"]
         per_run = max(int(result["requests"] * 1.3), 1_000)
@@ -505,9 +523,9 @@ def print_report(args, results: dict, servers: dict, xgb_rps: float, data: Path,
     ratios = {k: statistics.median(v) for k, v in by_round.items()}
     csv_off = med("csv off", "rps") * 1000
     print(
-        f"\nwrk -t1 -c{args.connections}, {args.duration:g} s per single-record run, "
+        f"\nwrk -t2 -c{args.connections}, {args.duration:g} s per single-record run, "
         f"{args.repeats} interleaved "
-        f"rounds (floor, off, floor, on, floor, on, floor, off, ..., floor); CSV: ABBA rounds, -c4, "
+        f"rounds (floor, off, floor, on, floor, on, floor, off, ..., floor); CSV: ABBA rounds, wrk -t1 -c4, "
         f"{args.batch_duration:g} s; "
         f"{os.cpu_count()} cores shared with wrk; data: {data.name}"
         f"{' (known values only)' if args.known_only else ''}; load average "
