@@ -194,7 +194,7 @@ def wrk_script(
     5 s run, which read as 1.3-1.4x the records/s). With a share each, the second thread's reading is ~0.15
     s of single-record bodies: some 2-3% more requests than the clock's, for every app alike. Single
     records still use 2 threads: gunicorn does not balance connections between workers, and 32 opened at
-    once by one wrk thread landed all on one worker in 2 runs of 6 (half the throughput)."""
+    once by one wrk thread landed all on one worker in 4 runs of 10 (half the throughput)."""
     shares = [bodies] * threads if len(bodies) < threads else [bodies[i::threads] for i in range(threads)]
     for i, share in enumerate(shares):
         path.with_suffix(f".{i}.bodies").write_text(SEPARATOR.join(share), encoding="utf-8")
