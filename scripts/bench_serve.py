@@ -19,11 +19,11 @@ every worker fills, as after hours of traffic), and the constant app (the floor)
 interleaved (floor, off, floor, on, floor, on, floor, off, ..., floor) and each is reported against the
 floor runs just before and after it, the median over rounds (this machine's speed drifts by 2x within
 minutes; neighbours share the drift); 1,000-record CSV bodies in ABBA order (off, on, on, off, ...) in
-records/s beside XGBoost's own in-process throughput on the same rows, measured between the rounds (one wrk
-thread: two would split the bodies in halves, and the faster would run out of its own). wrk shares the
-machine's cores with the servers. Floors (issues 10 and 15): single-record cache off >= 0.80x the
-floor, p99 <= 20 ms, no errors over >= 50,000 requests; CSV cache off >= 200,000 records/s; cache on (full)
->= 0.95x cache off for both. Needs wrk (Debian's package; installed with apt-get when run as root).
+records/s beside XGBoost's own in-process throughput on the same rows, measured between the rounds. wrk
+(threads: ``SINGLE_THREADS``, ``CSV_THREADS``) shares the machine's cores with the servers. Floors (issues
+10 and 15): single-record cache off >= 0.80x the floor, p99 <= 20 ms, no errors over >= 50,000 requests;
+CSV cache off >= 200,000 records/s; cache on (full) >= 0.95x cache off for both. Needs wrk (Debian's
+package; installed with apt-get when run as root).
 """
 
 from __future__ import annotations
@@ -58,6 +58,9 @@ FIELDS += ("SIGLAORI", "SIGLADES")
 UNKNOWN_EVERY = 20  # one record in 20 names a destination the model never saw
 CACHE_KEY_FIELDS = ("Fecha-I", "OPERA", "TIPOVUELO", "Des-I", "SIGLADES")  # the model inputs a record sends
 SEPARATOR = "\x1e"  # ASCII record separator between request bodies in a wrk body file
+# wrk threads: 2 for single records (one thread's 32 connections may all land on one gunicorn worker), 1 for
+# CSV (no clock skew: see wrk_script)
+SINGLE_THREADS, CSV_THREADS = 2, 1
 FILL_BODY_RECORDS = 4  # records per cache-filling request: requests up to this size use the cache
 FILL_FACTOR = 1.5  # records sent to fill the cache, per cache entry of all workers
 
@@ -416,7 +419,7 @@ def measure(args, wrk: str, workdir: Path, data: Path, model_dir: Path):
 
     def single(name: str, seconds: float, bodies_per_s: float, key: str | None = None) -> dict:
         bodies = json_bodies(records, max(int(bodies_per_s * seconds * 2.5), 10_000))  # wrk threads vary
-        script = wrk_script(workdir / f"run{next(counter)}.lua", bodies, "application/json", 2)
+        script = wrk_script(workdir / f"run{next(counter)}.lua", bodies, "application/json", SINGLE_THREADS)
         result = run_wrk(wrk, servers[name], script, args.connections, seconds)
         if args.verbose:
             print(result["raw"], file=sys.stderr)
@@ -438,7 +441,8 @@ def measure(args, wrk: str, workdir: Path, data: Path, model_dir: Path):
                 single("floor", args.duration, rate, "floor")
                 single(name, args.duration, rate, f"single {name}")
         single("floor", args.duration, rate, "floor")
-        repeated = wrk_script(workdir / "repeated.lua", json_bodies(records, 1), "application/json", 2)
+        one = json_bodies(records, 1)
+        repeated = wrk_script(workdir / "repeated.lua", one, "application/json", SINGLE_THREADS)
         results["single repeated"] = [
             run_wrk(wrk, servers["on"], repeated, args.connections, args.duration / 2)
         ]
@@ -446,7 +450,7 @@ def measure(args, wrk: str, workdir: Path, data: Path, model_dir: Path):
         batch_rows, csv_rate = [], 0.0
         for name in ("off", "on"):  # warm-up, and how many bodies a run needs
             bodies = [csv_body(list(itertools.islice(records, 1000))) for _ in range(100)]
-            script = wrk_script(workdir / f"run{next(counter)}.lua", bodies, "text/csv", 1)
+            script = wrk_script(workdir / f"run{next(counter)}.lua", bodies, "text/csv", CSV_THREADS)
             result = run_wrk(wrk, servers[name], script, 4, 2, records=1000)
             csv_rate = max(csv_rate, result["records"] / 2)
         xgb_rates = []
@@ -459,7 +463,7 @@ def measure(args, wrk: str, workdir: Path, data: Path, model_dir: Path):
                     rows = list(itertools.islice(records, 1000))
                     batch_rows += [rows][: 20 - len(batch_rows)]
                     bodies.append(csv_body(rows))
-                script = wrk_script(workdir / f"run{next(counter)}.lua", bodies, "text/csv", 1)
+                script = wrk_script(workdir / f"run{next(counter)}.lua", bodies, "text/csv", CSV_THREADS)
                 result = run_wrk(wrk, servers[name], script, 4, args.batch_duration, records=1000)
                 csv_rate = max(csv_rate, result["records"] / args.batch_duration)
                 results.setdefault(f"csv {name}", []).append(result)
@@ -479,7 +483,7 @@ def fill_cache(wrk: str, workdir: Path, server: Server, records: Iterator[dict],
     target, sent, began, per_run = int(entries * FILL_FACTOR), 0, time.monotonic(), 4_000
     while sent < target:
         bodies = json_bodies(records, per_run, FILL_BODY_RECORDS)
-        script = wrk_script(workdir / "fill.lua", bodies, "application/json", 2, close=True)
+        script = wrk_script(workdir / "fill.lua", bodies, "application/json", SINGLE_THREADS, close=True)
         result = run_wrk(wrk, server, script, 32, 3, records=FILL_BODY_RECORDS)
         sent += result["records"]
         per_run = max(int(result["requests"] * 1.3), 1_000)
@@ -523,9 +527,10 @@ def print_report(args, results: dict, servers: dict, xgb_rps: float, data: Path,
     ratios = {k: statistics.median(v) for k, v in by_round.items()}
     csv_off = med("csv off", "rps") * 1000
     print(
-        f"\nwrk -t2 -c{args.connections}, {args.duration:g} s per single-record run, "
+        f"\nwrk -t{SINGLE_THREADS} -c{args.connections}, {args.duration:g} s per single-record run, "
         f"{args.repeats} interleaved "
-        f"rounds (floor, off, floor, on, floor, on, floor, off, ..., floor); CSV: ABBA rounds, wrk -t1 -c4, "
+        f"rounds (floor, off, floor, on, floor, on, floor, off, ..., floor); "
+        f"CSV: ABBA rounds, wrk -t{CSV_THREADS} -c4, "
         f"{args.batch_duration:g} s; "
         f"{os.cpu_count()} cores shared with wrk; data: {data.name}"
         f"{' (known values only)' if args.known_only else ''}; load average "
