@@ -6,6 +6,7 @@ import csv
 import io
 import json
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -235,6 +236,16 @@ def test_json_answers_carry_predictions_unknown_fields_and_errors_in_place():
     }
     lines = ENCODERS[JSONLINES].encode(answers()).decode().splitlines()
     assert [json.loads(line) for line in lines] == doc["predictions"]
+
+
+def test_an_answer_without_errors_takes_the_one_comprehension_path_and_reads_the_same():
+    """The usual answer (both outputs, no error, no explanation) is built without ``Answers.record``; it must
+    be byte for byte what ``record`` builds."""
+    clean = answers(probabilities=[0.25, 0.75], decisions=[False, True], unknown=[(), ("Des-I",)], errors={})
+    by_record = [clean.record(i) for i in range(2)]
+    doc = json.loads(ENCODERS[JSON].encode(clean))
+    assert doc["predictions"] == by_record
+    assert ENCODERS[JSONLINES].encode(clean) == b"".join(orjson.dumps(r) + b"\n" for r in by_record)
 
 
 @pytest.mark.parametrize(
