@@ -7,8 +7,10 @@ Distinct records of the real dataset as bench_serve.py finds it, else synthetic 
 of the year shifted by 53 weeks at a time), each step timed over all of them and the best of ``--repeats``
 passes kept (this machine's speed drifts; the best pass is the one least disturbed). Steps: decode the JSON
 body, parse and validate, features, model (the tree walk for one row), encode the answer; then the whole
-request (``scoring.invoke``, cache off) and, for scale, XGBoost's ``inplace_predict`` on the same rows. Prints
-a markdown table.
+request (``scoring.invoke``, cache off) and, for scale, XGBoost's ``inplace_predict`` on the same rows. Then
+the model engines side by side per call, on blocks of 1 to 1,000 of the same records (``ENGINE_ROWS``): the
+tree walk, the leaf masks and XGBoost, which is how ``model.Predictor`` chooses between them. Prints markdown
+tables.
 """
 
 from __future__ import annotations
@@ -20,9 +22,13 @@ import timeit
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_serve import dataset, distinct_records, json_bodies, read_rows  # noqa: E402
+
+ENGINE_ROWS = (1, 2, 8, 32, 256, 1000)
 
 
 def best_per_call(step: Callable, inputs: Sequence, repeats: int) -> float:
@@ -87,6 +93,27 @@ def print_steps(args: argparse.Namespace, data: Path) -> None:
     print("|---|---:|")
     for name, step, inputs in steps:
         print(f"| {name} | {best_per_call(step, inputs, args.repeats):.1f} |")
+    print_engines(predictor, np.concatenate(matrices), args.repeats)
+
+
+def print_engines(predictor, X: np.ndarray, repeats: int) -> None:
+    """µs per call of each engine on blocks of distinct rows of ``X`` (a block size is skipped when ``X`` has
+    fewer rows); an engine the model turned off shows as "off"."""
+    from scl_delay.model import predict_proba
+
+    engines = {
+        "tree walk": predictor.walk and predictor.walk.predict_proba,
+        "leaf masks": predictor.masks and predictor.masks.predict_proba,
+        "XGBoost `inplace_predict`": lambda rows: predict_proba(
+            predictor.booster, rows, predictor.iteration_range
+        ),
+    }
+    print("\n| rows per call | " + " | ".join(engines) + " |")
+    print("|---:|" + "---:|" * len(engines))
+    for n in (n for n in ENGINE_ROWS if n <= len(X)):
+        blocks = [X[i : i + n] for i in range(0, len(X) - n + 1, n)][: max(200 // n, 2)]
+        cells = [f"{best_per_call(f, blocks, repeats):,.0f} µs" if f else "off" for f in engines.values()]
+        print(f"| {n:,} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -7,10 +7,11 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
-from . import tree_walk
+from . import leaf_masks, tree_walk
 from .features import FeatureSpec
 from .hyperparameters import Hyperparameters
 
@@ -27,6 +28,7 @@ finally:
         del sys.modules["sklearn"]
 
 log = logging.getLogger(__name__)
+Engine = TypeVar("Engine", leaf_masks.LeafMasks, tree_walk.TreeWalk)  # what Predictor scores with
 
 
 @dataclass(frozen=True)
@@ -134,29 +136,36 @@ def contributions(booster: xgb.Booster, X: np.ndarray, spec: FeatureSpec) -> np.
     return booster.predict(_dmatrix(X, spec), pred_contribs=True, iteration_range=best_iterations(booster))
 
 
-# Requests whose rows x trees x depth stay within this go through the NumPy tree walk, the rest through
-# XGBoost. Measured on 2 shared cores (README, "Serving performance"): XGBoost costs 200-260 µs per call
-# however few rows it gets (1.3 ms for 600 trees of depth 8), the walk 30-40 µs for one row; the walk
-# stays faster up to ~50 rows of a 266x4 challenge model and ~1,000 of a 308x4 full one or a 600x8
-# one. This bound (32 rows of the default model) keeps a margin below the smallest of those.
+# Requests whose rows x trees x depth stay within this go through the NumPy tree walk when the leaf masks are
+# off (trees of more than 64 leaves), the rest through XGBoost. Measured on 2 shared cores (README, "Serving
+# performance"): XGBoost costs 200-260 µs per call however few rows it gets (1.3 ms for 600 trees of depth
+# 8), the walk 30-40 µs for one row; the walk stays faster up to ~50 rows of a 266x4 challenge model and
+# ~1,000 of a 308x4 full one or a 600x8 one. This bound (32 rows of the default model) keeps a margin below
+# the smallest.
 TREE_WALK_MAX_VISITS = 40_000
 TREE_WALK_MAX_ROWS = 256  # whatever the model: the walk holds rows x trees node ids at once
-TREE_WALK_PROBE_ROWS = 512
-TREE_WALK_PROBE_SINGLE_ROWS = 64  # of them, also walked one at a time
+PROBE_ROWS = 512
+PROBE_SINGLE_ROWS = 64  # of them, also scored one at a time
 
 
 class Predictor:
     """A loaded booster with its feature spec and decision threshold; what `serve` calls.
 
-    Small requests are scored by ``tree_walk`` (same bits as XGBoost, checked on probe rows when the model
-    loads; without that match every request goes to XGBoost), large ones by XGBoost.
+    Requests are scored by the fastest engine that reproduces XGBoost's bits on probe rows when the model
+    loads (README, "Benchmarks"): one row by ``tree_walk`` (~20 µs), more by ``leaf_masks`` (~50 µs
+    for two rows, ~2 µs a row at 1,000; XGBoost ~210 µs a call and ~5 µs a row). An engine that cannot
+    reproduce the model (leaf masks: trees of more than 64 leaves) is off, and the next one takes its
+    requests; XGBoost alone gives explanations.
     """
 
     def __init__(self, booster: xgb.Booster, spec: FeatureSpec, threshold: float):
         booster.set_param({"nthread": 1})  # single rows gain nothing from threads; workers are processes
         self.booster, self.spec, self.threshold = booster, spec, threshold
         self.iteration_range = best_iterations(booster)  # once: each lookup is a call into libxgboost
-        self.walk, self.walk_max_rows = self._checked_tree_walk()
+        doc, trees = self._model_json()
+        self.masks = self._checked("leaf masks", lambda: leaf_masks.from_xgboost_json(doc, trees))
+        self.walk = self._checked("tree walk", lambda: tree_walk.from_xgboost_json(doc, trees))
+        self.walk_max_rows = self._walk_max_rows()
         spec.vocabulary_codes  # noqa: B018 -- built now, in gunicorn's master, shared by the workers
         if spec.feature_set == "full":
             spec.calendar_tables  # noqa: B018 -- built now, in gunicorn's master: the workers share the 2 MB
@@ -169,33 +178,48 @@ class Predictor:
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         if self.walk is not None and X.shape[0] <= self.walk_max_rows:
             return self.walk.predict_proba(X)
+        if self.masks is not None:
+            return self.masks.predict_proba(X)
         return predict_proba(self.booster, X, self.iteration_range)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         return contributions(self.booster, X, self.spec)
 
-    def _checked_tree_walk(self) -> tuple[tree_walk.TreeWalk | None, int]:
-        """The walk and the most rows it takes, or (None, 0) when it cannot reproduce this booster."""
+    def _model_json(self) -> tuple[dict, range | None]:
+        """XGBoost's JSON model and the numbers of its trees up to the best iteration (None: all)."""
+        doc = json.loads(self.booster.save_raw("json"))
+        begin, end = self.iteration_range
+        if not end:
+            return doc, None
+        indptr = doc["learner"]["gradient_booster"]["model"]["iteration_indptr"]
+        return doc, range(indptr[begin], indptr[end])
+
+    def _checked(self, name: str, build: Callable[[], Engine]) -> Engine | None:
+        """The engine ``build`` makes, or None when it cannot reproduce this booster on probe rows (all at
+        once and, for the first of them, one at a time: the one-row path is code of its own, whose tables
+        are built here, before gunicorn forks)."""
         try:
-            doc = json.loads(self.booster.save_raw("json"))
-            begin, end = self.iteration_range
-            if end:
-                indptr = doc["learner"]["gradient_booster"]["model"]["iteration_indptr"]
-                walk = tree_walk.from_xgboost_json(doc, range(indptr[begin], indptr[end]))
-            else:
-                walk = tree_walk.from_xgboost_json(doc)
+            engine = build()
         except (KeyError, IndexError, TypeError, ValueError) as e:
-            log.info("tree walk off (%s: %s): every request goes to XGBoost", type(e).__name__, e)
-            return None, 0
-        probe = walk.probe_rows(TREE_WALK_PROBE_ROWS)
+            log.info("%s off (%s: %s): its requests go to another engine", name, type(e).__name__, e)
+            return None
+        probe = engine.probe_rows(PROBE_ROWS)
         expected = predict_proba(self.booster, probe, self.iteration_range)
-        one_by_one = [walk.predict_proba(probe[i : i + 1]) for i in range(TREE_WALK_PROBE_SINGLE_ROWS)]
-        # the one-row path too (its own code), which also builds its tables here, before gunicorn forks
+        one_by_one = [engine.predict_proba(probe[i : i + 1]) for i in range(PROBE_SINGLE_ROWS)]
         if not (
-            np.array_equal(walk.predict_proba(probe), expected)
-            and np.array_equal(np.concatenate(one_by_one), expected[:TREE_WALK_PROBE_SINGLE_ROWS])
+            np.array_equal(engine.predict_proba(probe), expected)
+            and np.array_equal(np.concatenate(one_by_one), expected[:PROBE_SINGLE_ROWS])
         ):
-            log.warning("tree walk off: it does not reproduce XGBoost on probe rows")
-            return None, 0
-        visits_per_row = len(walk.roots) * max(walk.depth, 1)
-        return walk, min(TREE_WALK_MAX_VISITS // visits_per_row, TREE_WALK_MAX_ROWS)
+            log.warning("%s off: it does not reproduce XGBoost on probe rows", name)
+            return None
+        return engine
+
+    def _walk_max_rows(self) -> int:
+        """The most rows the walk takes: one when the leaf masks are on (they are faster from two rows), else
+        as many as keep it faster than XGBoost."""
+        if self.walk is None:
+            return 0
+        if self.masks is not None:
+            return 1
+        visits_per_row = len(self.walk.roots) * max(self.walk.depth, 1)
+        return min(TREE_WALK_MAX_VISITS // visits_per_row, TREE_WALK_MAX_ROWS)

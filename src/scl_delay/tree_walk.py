@@ -198,6 +198,12 @@ class TreeWalk:
 def from_xgboost_json(doc: Mapping, trees: Sequence[int] | None = None) -> TreeWalk:
     """Build the walk from XGBoost's JSON model (``Booster.save_raw("json")``), for the trees numbered in
     ``trees`` (default all). Raises ValueError for anything it does not reproduce exactly."""
+    return _assemble(*ensemble(doc, trees))
+
+
+def ensemble(doc: Mapping, trees: Sequence[int] | None = None) -> tuple[list[Mapping], int, np.float32]:
+    """The trees numbered in ``trees`` (default all) of XGBoost's JSON model, its feature count and its base
+    margin; ValueError for a model that is not one binary logistic tree ensemble."""
     learner = doc["learner"]
     objective = learner["objective"]["name"]
     if objective not in ("binary:logistic", "reg:logistic"):
@@ -212,7 +218,7 @@ def from_xgboost_json(doc: Mapping, trees: Sequence[int] | None = None) -> TreeW
     chosen = [all_trees[i] for i in (range(len(all_trees)) if trees is None else trees)]
     base_score = float(str(params["base_score"]).strip("[]"))
     base_margin = np.float32(np.log(base_score / (1.0 - base_score)))
-    return _assemble(chosen, int(params["num_feature"]), base_margin)
+    return chosen, int(params["num_feature"]), base_margin
 
 
 def _assemble(trees: list[Mapping], features: int, base_margin: np.float32) -> TreeWalk:
@@ -228,7 +234,7 @@ def _assemble(trees: list[Mapping], features: int, base_margin: np.float32) -> T
     for tree in trees:
         left, right = tree["left_children"], tree["right_children"]
         cond = np.asarray(tree["split_conditions"], dtype=np.float32)
-        categorical = _categorical_sets(tree)
+        categorical = categorical_sets(tree)
         roots.append(next_free)
         queue = [(0, next_free, 0)]  # (XGBoost node id, our position, level)
         next_free += 1
@@ -262,7 +268,7 @@ def _assemble(trees: list[Mapping], features: int, base_margin: np.float32) -> T
     )
 
 
-def _categorical_sets(tree: Mapping) -> dict[int, list[int]]:
+def categorical_sets(tree: Mapping) -> dict[int, list[int]]:
     """Node id -> the categories that go right, for the tree's categorical split nodes."""
     sets = {}
     categories = tree.get("categories", [])

@@ -71,7 +71,8 @@ def test_bench_serve_prints_its_table_in_a_short_run(model_dir):
 def test_bench_steps_prints_one_row_per_step(model_dir):
     result = run_script("bench_steps.py", "--model-dir", str(model_dir), "--records", "50", "--repeats", "1")
     assert result.returncode == 0, result.stdout + result.stderr
-    rows = TABLE_ROW.findall(result.stdout)
+    steps_table, engines_table = result.stdout.split("| rows per call |")
+    rows = TABLE_ROW.findall(steps_table)
     steps = [row.split("|")[1].strip() for row in rows[2:]]
     assert steps[:4] == [
         "decode the JSON body",
@@ -80,3 +81,8 @@ def test_bench_steps_prints_one_row_per_step(model_dir):
         "model (tree walk, one row)",
     ]
     assert all(float(row.split("|")[2]) > 0 for row in rows[2:]), rows
+    engine_rows = TABLE_ROW.findall(engines_table)[1:]  # after the header's rule
+    assert [row.split("|")[1].strip() for row in engine_rows] == ["1", "2", "8", "32"], engines_table
+    for row in engine_rows:  # the default model keeps every engine on
+        cells = [cell.strip() for cell in row.split("|")[2:-1]]
+        assert len(cells) == 3 and all(float(c.removesuffix(" µs").replace(",", "")) > 0 for c in cells), row

@@ -1,4 +1,5 @@
-"""The NumPy tree walk gives XGBoost's very probabilities, on every row, whatever the request size.
+"""The compact engines (the NumPy tree walk and the leaf masks) give XGBoost's very probabilities, on every
+row, whatever the request size.
 
 Models are fitted in-process on a time prefix of the data, so later rows carry airlines and destinations
 the vocabulary never saw (scored as missing, as training scores them). Some training values are blanked
@@ -19,6 +20,7 @@ import pytest
 from scl_delay.dataset import load_channel
 from scl_delay.features import build_features, fit_feature_spec
 from scl_delay.hyperparameters import parse_hyperparameters
+from scl_delay.leaf_masks import BLOCK_ROWS
 from scl_delay.model import Predictor, Split, fit_booster, predict_proba
 from scl_delay.synthetic import generate
 
@@ -27,6 +29,7 @@ VARIANTS = {
     "full, partition categories, depth 6": ("full", {"max_cat_to_onehot": 1, "max_depth": 6}),
     "challenge": ("challenge", {}),
 }
+DEEP = "full, depth 8"  # trees of up to 256 leaves: more than a leaf mask holds
 CHUNK_ROWS = 1000  # the walk holds rows x trees node ids at once: check in chunks
 
 
@@ -45,7 +48,7 @@ def data_file(request, tmp_path_factory) -> Path:
 @functools.cache
 def fit_on_prefix(data_file: Path, variant: str) -> tuple[Predictor, np.ndarray]:
     """A predictor fitted on the first 70% of flights by time, and the features of every flight."""
-    feature_set, overrides = VARIANTS[variant]
+    feature_set, overrides = VARIANTS.get(variant) or ("full", {"max_depth": 8})
     flights = load_channel(data_file, max_invalid_fraction=1.0)
     order = np.argsort(flights.columns.scheduled, kind="stable")
     cut_train, cut_valid = int(len(order) * 0.7), int(len(order) * 0.8)
@@ -71,42 +74,54 @@ def fit_on_prefix(data_file: Path, variant: str) -> tuple[Predictor, np.ndarray]
 
 @pytest.mark.quality
 @pytest.mark.timeout(600)
+@pytest.mark.parametrize("engine", ["walk", "masks"])
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_tree_walk_gives_xgboosts_probabilities_on_every_row(data_file, variant):
+def test_compact_engine_gives_xgboosts_probabilities_on_every_row(data_file, variant, engine):
     predictor, X = fit_on_prefix(data_file, variant)
-    assert predictor.walk is not None, "the walk turned itself off for this model"
-    assert predictor.walk_max_rows >= 1
+    scorer = getattr(predictor, engine)
+    assert scorer is not None, f"the {engine} engine turned itself off for this model"
     rng = np.random.default_rng(5)
     blanked = X.copy()
     blanked[rng.random(X.shape) < 0.05] = np.nan
-    rows = np.concatenate([X, blanked, predictor.walk.probe_rows(5000, seed=9)])
+    rows = np.concatenate([X, blanked, scorer.probe_rows(5000, seed=9)])
     unknown = np.isnan(X[:, [i for i, t in enumerate(predictor.spec.types) if t == "c"]]).any(axis=1)
     if predictor.spec.feature_set == "full" and data_file.name != "flights.csv":
         assert unknown.any(), "the prefix should leave later destinations unknown"
     worst, differing = 0.0, 0
     for start in range(0, len(rows), CHUNK_ROWS):
         chunk = rows[start : start + CHUNK_ROWS]
-        walked = predictor.walk.predict_proba(chunk)
+        scored = scorer.predict_proba(chunk)
         expected = predict_proba(predictor.booster, chunk, predictor.iteration_range)
-        worst = max(worst, float(np.abs(walked.astype(np.float64) - expected).max()))
-        differing += int(np.count_nonzero(walked != expected))
-    assert worst <= 1e-6, f"max |walk - XGBoost| = {worst:.3g} over {len(rows)} rows"
+        worst = max(worst, float(np.abs(scored.astype(np.float64) - expected).max()))
+        differing += int(np.count_nonzero(scored != expected))
+    assert worst <= 1e-6, f"max |{engine} - XGBoost| = {worst:.3g} over {len(rows)} rows"
     assert differing == 0, f"{differing} of {len(rows)} rows differ in some bit from XGBoost"
     some = rows[rng.choice(len(rows), 3000, replace=False)]  # one row at a time takes its own path
-    one_by_one = np.concatenate([predictor.walk.predict_proba(some[i : i + 1]) for i in range(len(some))])
+    one_by_one = np.concatenate([scorer.predict_proba(some[i : i + 1]) for i in range(len(some))])
     assert np.array_equal(one_by_one, predict_proba(predictor.booster, some, predictor.iteration_range))
 
 
 @pytest.mark.quality
 def test_predictor_answers_the_same_whichever_engine_scores_a_request(data_file):
     predictor, X = fit_on_prefix(data_file, "full, one-hot categories")
-    small = predictor.walk_max_rows
-    rows = X[: 3 * small + 7]
-    one_by_one = np.concatenate([predictor.predict_proba(rows[i : i + 1]) for i in range(len(rows))])
-    in_small_batches = np.concatenate(
-        [predictor.predict_proba(rows[i : i + small]) for i in range(0, len(rows), small)]
-    )
-    as_one_batch = predictor.predict_proba(rows)  # more rows than the walk takes: XGBoost
-    assert len(rows) > small
-    assert np.array_equal(one_by_one, as_one_batch)
-    assert np.array_equal(in_small_batches, as_one_batch)
+    assert predictor.walk_max_rows == 1, "with the leaf masks on, the walk takes single rows only"
+    rows = X[: 2 * BLOCK_ROWS + 7]  # the masks score more than a block of rows block by block
+    one_by_one = np.concatenate([predictor.predict_proba(rows[i : i + 1]) for i in range(100)])  # the walk
+    in_small_batches = np.concatenate([predictor.predict_proba(rows[i : i + 7]) for i in range(0, 700, 7)])
+    as_one_batch = predictor.predict_proba(rows)
+    expected = predict_proba(predictor.booster, rows, predictor.iteration_range)
+    assert np.array_equal(as_one_batch, expected)
+    assert np.array_equal(one_by_one, expected[:100])
+    assert np.array_equal(in_small_batches, expected[:700])
+
+
+@pytest.mark.quality
+def test_trees_too_wide_for_leaf_masks_go_to_the_walk_and_xgboost(data_file):
+    predictor, X = fit_on_prefix(data_file, DEEP)
+    assert predictor.masks is None, "trees of up to 256 leaves do not fit a 64-bit mask"
+    assert predictor.walk is not None and predictor.walk_max_rows > 1
+    rows = X[: predictor.walk_max_rows + 50]
+    expected = predict_proba(predictor.booster, rows, predictor.iteration_range)
+    assert np.array_equal(predictor.predict_proba(rows), expected)  # more rows than the walk takes: XGBoost
+    walked = predictor.predict_proba(rows[: predictor.walk_max_rows])
+    assert np.array_equal(walked, expected[: predictor.walk_max_rows])
