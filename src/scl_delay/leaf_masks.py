@@ -68,20 +68,27 @@ class LeafMasks:
         return sigmoid(np.concatenate(blocks))
 
     def _margins(self, X: np.ndarray) -> np.ndarray:
+        rows, trees = X.shape[0], len(self.leaf_offsets)
         mask = None
         for feature in self.features:
-            rows = feature.rows(X[:, feature.feature])
-            mask = rows if mask is None else np.bitwise_and(mask, rows, out=mask)
+            found = feature.rows(X[:, feature.feature])
+            mask = found if mask is None else np.bitwise_and(mask, found, out=mask)
         if mask is None:  # no tree splits: every tree is its root leaf
-            mask = np.ones((X.shape[0], len(self.leaf_offsets)), dtype=np.uint8)
+            mask = np.ones((rows, trees), dtype=np.uint8)
         lowest = np.bitwise_and(mask, -mask, out=mask)  # unsigned: -m is its two's complement
         leaf = np.bitwise_count(np.subtract(lowest, 1, out=lowest))  # the lowest set bit's position
-        values = self.leaf_values.ravel()[np.add(leaf, self.leaf_offsets)]
-        terms = np.empty((len(self.leaf_offsets) + 1, X.shape[0]), dtype=np.float32)
+        # trees by rows from here on (transposing the one-byte leaf numbers is the cheapest place)
+        where = np.add(
+            leaf.T, self.leaf_offsets[:, None], out=np.empty((trees, rows), self.leaf_offsets.dtype)
+        )
+        terms = np.empty((trees + 1, rows), dtype=np.float32)
         terms[0] = self.base_margin
-        terms[1:] = values.T
-        # in place, row by row: float32 sums in tree order, as XGBoost adds them (a reduce may pair them up)
-        return np.add.accumulate(terms, axis=0, out=terms)[-1]
+        np.take(self.leaf_values.ravel(), where, out=terms[1:])
+        if rows == 1:  # a reduce over one column pairs the terms up; accumulate adds them in order
+            return np.add.accumulate(terms[:, 0])[-1:]
+        # over the first axis of a C-ordered array, NumPy adds row after row into the sums: float32 in tree
+        # order, as XGBoost adds them (tests/unit/test_leaf_masks.py pins it)
+        return np.add.reduce(terms, axis=0)
 
     def probe_rows(self, rows: int, seed: int = 0) -> np.ndarray:
         """Feature rows drawn from every bin of every feature (missing and out-of-range values included), to
