@@ -59,8 +59,9 @@ def test_trees_wider_than_a_mask_are_refused():
 @pytest.mark.parametrize("columns", [2, 3, 7, 8, 9, 1000])
 def test_numpy_reduces_the_first_axis_row_after_row(columns):
     """What ``LeafMasks`` relies on for XGBoost's float32 sum in tree order: over the first axis of a
-    C-ordered 2-D array with two columns or more, ``np.add.reduce`` adds each row into the sums in turn (pairwise
-    summation, which rounds differently, applies only along a contiguous reduced axis, as with one column)."""
+    C-ordered 2-D array with two columns or more, ``np.add.reduce`` adds each row into the sums in turn
+    (pairwise summation, which rounds differently, applies only along a contiguous reduced axis, as with one
+    column)."""
     rng = np.random.default_rng(columns)
     for _ in range(20):
         terms = (rng.normal(size=(300, columns)) * rng.choice([1e-3, 1.0, 1e3], (300, 1))).astype(np.float32)
