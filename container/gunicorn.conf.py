@@ -10,9 +10,11 @@ the machine was also busy with other work, so absolute numbers are noisy): gthre
 threads, 500-2,840 with 8 (GIL contention); sync 700-2,470 (no keep-alive: every request pays a new
 connection, as API Gateway and load tools would); gevent 1,900-2,450 with p99 of 0.5-3 s (one greedy
 greenlet loop). gthread keeps connections alive (keepalive below). Threads per worker default to one more
-than the MaxConcurrentTransforms advertised at /execution-parameters (3 on 2 cores): gunicorn does not
-balance connections, so all of Batch Transform's concurrent requests may land on one worker, and a thread
-must stay free there for /ping. Single-record throughput measured alike with 2 and 3 (README).
+than the MaxConcurrentTransforms advertised at /execution-parameters (3 on 2 cores), so that a thread stays
+free for /ping even if all of Batch Transform's concurrent requests land on one worker. Single-record
+throughput measured alike with 2 and 3 (README). gthread comes as ``balanced_accept.BalancedThreadWorker``:
+gunicorn does not balance connections between workers, and a client opening its connections in one burst
+could put them all on one worker.
 """
 
 import json
@@ -33,6 +35,7 @@ except ImportError:
     pythonpath = str(Path(__file__).resolve().parents[1] / "src")
     sys.path.insert(0, pythonpath)
 
+from scl_delay import balanced_accept
 from scl_delay.errors import SettingsError, error_document
 from scl_delay.settings import BIND_PORT, ServeSettings
 
@@ -61,7 +64,10 @@ os.environ[_CHECKED] = "1"
 
 bind = f"0.0.0.0:{_settings.port}"
 workers = _settings.workers
-worker_class = _settings.worker_class
+worker_class = (
+    balanced_accept.BalancedThreadWorker if _settings.worker_class == "gthread" else _settings.worker_class
+)
+pre_fork, child_exit = balanced_accept.pre_fork, balanced_accept.child_exit  # the table of who holds what
 threads = _settings.threads
 timeout = _settings.timeout_s
 graceful_timeout = 20  # SageMaker allows 30 s after SIGTERM; in-flight requests get 20 of them
