@@ -35,7 +35,7 @@ except ImportError:
     pythonpath = str(Path(__file__).resolve().parents[1] / "src")
     sys.path.insert(0, pythonpath)
 
-from scl_delay import balanced_accept
+from scl_delay import balanced_accept, malloc_tuning
 from scl_delay.errors import SettingsError, error_document
 from scl_delay.settings import BIND_PORT, ServeSettings
 
@@ -61,6 +61,7 @@ except SettingsError as e:
 if not os.environ.get(_CHECKED) and _port_taken(_settings.port):
     sys.exit(f"serve: port {_settings.port} is in use; stop what listens there or set {BIND_PORT[0]}")
 os.environ[_CHECKED] = "1"
+malloc_tuning.keep_freed_memory()  # in the master, before the fork: the workers inherit it
 
 bind = f"0.0.0.0:{_settings.port}"
 workers = _settings.workers
