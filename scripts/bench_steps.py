@@ -53,11 +53,13 @@ def print_steps(args: argparse.Namespace, data: Path) -> None:
     from scl_delay.artifact import load_model
     from scl_delay.codec import decode_records, negotiate
     from scl_delay.features import build_features
+    from scl_delay.malloc_tuning import keep_freed_memory
     from scl_delay.model import predict_proba
     from scl_delay.schema import parse_columns
     from scl_delay.scoring import Scorer, invoke, parse_options
     from scl_delay.settings import ServeSettings
 
+    keep_freed_memory()  # as gunicorn.conf.py has it for the server
     model = load_model(args.model_dir)
     schema, predictor = model.input_schema, model.predictor
     scorer = Scorer(model, 0)
