@@ -29,7 +29,9 @@ import numpy as np
 from .tree_walk import categorical_sets, ensemble, sigmoid
 
 MAX_LEAVES = 64  # leaves of the widest tree: its mask must fit an unsigned integer
-BLOCK_ROWS = 2048  # rows scored at once: intermediate arrays of rows x trees stay a few MB per block
+BLOCK_BYTES = (
+    4 * 1024 * 1024
+)  # rows scored at once: each array of rows x trees (masks, terms) stays within this
 
 
 @dataclass(frozen=True)
@@ -59,23 +61,33 @@ class LeafMasks:
     base_margin: np.float32
     width: int  # features of a row
 
+    @property
+    def block_rows(self) -> int:
+        """Rows scored at once (3,771 for the default model's 277 trees): per row, a mask and a float32 term
+        per tree, whichever is wider."""
+        mask_bytes = self.features[0].masks.itemsize if self.features else 1
+        return max(BLOCK_BYTES // ((len(self.leaf_offsets) + 1) * max(mask_bytes, 4)), 1)
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """P(delay) for each row of a float32 feature matrix, as XGBoost computes it."""
         X = np.asarray(X, dtype=np.float32)
-        if X.shape[0] <= BLOCK_ROWS:
+        block = self.block_rows
+        if X.shape[0] <= block:
             return sigmoid(self._margins(X))
-        blocks = [self._margins(X[i : i + BLOCK_ROWS]) for i in range(0, X.shape[0], BLOCK_ROWS)]
-        return sigmoid(np.concatenate(blocks))
+        return sigmoid(np.concatenate([self._margins(X[i : i + block]) for i in range(0, X.shape[0], block)]))
 
     def _margins(self, X: np.ndarray) -> np.ndarray:
         rows, trees = X.shape[0], len(self.leaf_offsets)
-        mask = None
+        mask = found = None
         for feature in self.features:
             found = feature.rows(X[:, feature.feature])
             mask = found if mask is None else np.bitwise_and(mask, found, out=mask)
         if mask is None:  # no tree splits: every tree is its root leaf
             mask = np.ones((rows, trees), dtype=np.uint8)
-        lowest = np.bitwise_and(mask, -mask, out=mask)  # unsigned: -m is its two's complement
+        spare = found if found is not mask else None  # the last feature's rows, no longer needed
+        lowest = np.bitwise_and(
+            mask, np.negative(mask, out=spare), out=mask
+        )  # unsigned: -m, two's complement
         leaf = np.bitwise_count(np.subtract(lowest, 1, out=lowest))  # the lowest set bit's position
         # trees by rows from here on (transposing the one-byte leaf numbers is the cheapest place)
         where = np.add(
@@ -83,7 +95,7 @@ class LeafMasks:
         )
         terms = np.empty((trees + 1, rows), dtype=np.float32)
         terms[0] = self.base_margin
-        np.take(self.leaf_values.ravel(), where, out=terms[1:])
+        np.take(self.leaf_values.ravel(), where, out=terms[1:], mode="wrap")  # valid: "wrap" skips a copy
         if rows == 1:  # a reduce over one column pairs the terms up; accumulate adds them in order
             return np.add.accumulate(terms[:, 0])[-1:]
         # over the first axis of a C-ordered array, NumPy adds row after row into the sums: float32 in tree

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from scl_delay import leaf_masks
 from scl_delay.dataset import load_channel
 from scl_delay.features import build_features, fit_feature_spec
 from scl_delay.hyperparameters import parse_hyperparameters
-from scl_delay.leaf_masks import BLOCK_ROWS
 from scl_delay.model import Predictor, Split, fit_booster, predict_proba
 from scl_delay.synthetic import generate
 
@@ -105,7 +105,7 @@ def test_compact_engine_gives_xgboosts_probabilities_on_every_row(data_file, var
 def test_predictor_answers_the_same_whichever_engine_scores_a_request(data_file):
     predictor, X = fit_on_prefix(data_file, "full, one-hot categories")
     assert predictor.walk_max_rows == 1, "with the leaf masks on, the walk takes single rows only"
-    rows = X[: 2 * BLOCK_ROWS + 7]  # the masks score more than a block of rows block by block
+    rows = X[: 2 * predictor.masks.block_rows + 7]  # the masks score more than a block of rows block by block
     one_by_one = np.concatenate([predictor.predict_proba(rows[i : i + 1]) for i in range(100)])  # the walk
     in_small_batches = np.concatenate([predictor.predict_proba(rows[i : i + 7]) for i in range(0, 700, 7)])
     as_one_batch = predictor.predict_proba(rows)
@@ -119,6 +119,9 @@ def test_predictor_answers_the_same_whichever_engine_scores_a_request(data_file)
 def test_trees_too_wide_for_leaf_masks_go_to_the_walk_and_xgboost(data_file):
     predictor, X = fit_on_prefix(data_file, DEEP)
     assert predictor.masks is None, "trees of up to 256 leaves do not fit a 64-bit mask"
+    doc, trees = predictor._model_json()
+    with pytest.raises(ValueError, match="leaf masks hold at most 64"):  # that reason, not another
+        leaf_masks.from_xgboost_json(doc, trees)
     assert predictor.walk is not None and predictor.walk_max_rows > 1
     rows = X[: predictor.walk_max_rows + 50]
     expected = predict_proba(predictor.booster, rows, predictor.iteration_range)

@@ -1,4 +1,5 @@
-"""The leaf masks against XGBoost on a small in-process model, and the NumPy behaviour their sum relies on.
+"""The leaf masks against XGBoost on a small in-process model, and the NumPy behaviour their sum relies on;
+the tree walk too where the base margin is concerned.
 
 Every row of the real dataset is compared in tests/quality/test_compact_engines.py; here the odd inputs: NaN
 in every feature, categories below, inside and above the trained range, non-integer codes, one row, more rows
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from scl_delay import leaf_masks
+from scl_delay import leaf_masks, tree_walk
 
 TYPES = ["q", "q", "q", "c", "c"]
 
@@ -26,7 +27,8 @@ def fitted(max_depth: int, rounds: int = 40) -> xgb.Booster:
     y = np.nan_to_num(X[:, 0]) + (X[:, 3] % 4 == 1) - (X[:, 4] == 2) + rng.normal(size=len(X)) > 0.3
     data = xgb.DMatrix(X, y.astype(int), feature_types=TYPES, enable_categorical=True)
     params = {"objective": "binary:logistic", "max_depth": max_depth, "max_cat_to_onehot": 1, "nthread": 1}
-    return xgb.train({**params, "base_score": 0.5}, data, rounds)  # base 0.5: its margin is exactly 0
+    # scale_pos_weight 1.3: a base score (0.504...) whose float64 logit is one bit off XGBoost's float32 one
+    return xgb.train({**params, "scale_pos_weight": 1.3}, data, rounds)
 
 
 def odd_rows(count: int) -> np.ndarray:
@@ -42,12 +44,23 @@ def odd_rows(count: int) -> np.ndarray:
 def test_leaf_masks_give_xgboosts_bits(depth):
     booster = fitted(depth)
     masks = leaf_masks.from_xgboost_json(json.loads(booster.save_raw("json")))
-    rows = np.concatenate([odd_rows(leaf_masks.BLOCK_ROWS + 300), masks.probe_rows(2000)])
+    rows = np.concatenate([odd_rows(masks.block_rows + 300), masks.probe_rows(2000)])
     expected = booster.inplace_predict(rows)
     assert np.array_equal(masks.predict_proba(rows), expected)  # more rows than a block: block by block
     one_by_one = np.concatenate([masks.predict_proba(rows[i : i + 1]) for i in range(200)])
     assert np.array_equal(one_by_one, expected[:200])
     assert masks.predict_proba(rows[:0]).shape == (0,)
+
+
+def test_the_base_margin_is_xgboosts_float32_logit():
+    booster = fitted(2, rounds=1)
+    doc = json.loads(booster.save_raw("json"))
+    base_score = float(doc["learner"]["learner_model_param"]["base_score"].strip("[]"))
+    assert base_score != 0.5
+    # a float64 logit rounded to float32 is one bit off here, and with it most probabilities
+    for engine in (leaf_masks.from_xgboost_json(doc), tree_walk.from_xgboost_json(doc)):
+        rows = odd_rows(500)
+        assert np.array_equal(engine.predict_proba(rows), booster.inplace_predict(rows))
 
 
 def test_trees_wider_than_a_mask_are_refused():
