@@ -61,7 +61,8 @@ except SettingsError as e:
 if not os.environ.get(_CHECKED) and _port_taken(_settings.port):
     sys.exit(f"serve: port {_settings.port} is in use; stop what listens there or set {BIND_PORT[0]}")
 os.environ[_CHECKED] = "1"
-malloc_tuning.keep_freed_memory()  # in the master, before the fork: the workers inherit it
+if not malloc_tuning.keep_freed_memory():  # in the master, before the fork: the workers inherit it
+    print("serve: glibc's mallopt is unavailable; large batches pay page faults per request", file=sys.stderr)
 
 bind = f"0.0.0.0:{_settings.port}"
 workers = _settings.workers

@@ -9,8 +9,8 @@ passes kept (this machine's speed drifts; the best pass is the one least disturb
 body, parse and validate, features, model (the tree walk for one row), encode the answer; then the whole
 request (``scoring.invoke``, cache off) and, for scale, XGBoost's ``inplace_predict`` on the same rows. Then
 the model engines side by side per call, on blocks of 1 to 1,000 of the same records (``ENGINE_ROWS``): the
-tree walk, the leaf masks and XGBoost, which is how ``model.Predictor`` chooses between them. Prints markdown
-tables.
+tree walk, the leaf masks and XGBoost, the measurements behind ``model.Predictor``'s fixed choice between
+them. Prints markdown tables.
 """
 
 from __future__ import annotations

@@ -2,11 +2,13 @@
 
 A 1,000-record request allocates arrays of 0.3-1.1 MB (the leaf masks' rows x trees tables). glibc serves
 allocations above its mmap threshold (128 KB, raised at run time to the largest freed mmapped chunk) with a
-fresh ``mmap`` and returns them with ``munmap``, and it trims the top of the heap when 128 KB or more are free
-there: either way the next request's arrays start on new pages, and the kernel's page faults and zeroing cost
-more than the arithmetic. Measured in-process (`scoring.invoke` on 1,000-record CSV bodies): 9.3 µs a record,
-of which 4.7 in the leaf masks, against 4.8 and 1.4 with the thresholds below. Arrays up to 32 MB (glibc's
-maximum mmap threshold) then come from the heap, and up to 64 MB of freed memory stays there per process.
+fresh ``mmap`` and returns them with ``munmap``, and it trims the top of the heap when more than its trim
+threshold (128 KB, also adjusted at run time) is free there: either way the next request's arrays start on
+new pages, and the kernel's page faults and zeroing cost more than the arithmetic. Measured in-process
+(`scoring.invoke` on 1,000-record CSV bodies): 9.3 µs a record, of which 4.7 in the leaf masks, against 4.8
+and 1.4 with the thresholds below. Arrays up to 32 MB (glibc's maximum mmap threshold) then come from the
+heap, and up to 64 MB of freed memory stays at the top of each malloc arena (gthread's request threads may
+each have one) instead of being returned.
 """
 
 from __future__ import annotations
@@ -27,4 +29,5 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.restype, mallopt.argtypes = ctypes.c_int, [ctypes.c_int, ctypes.c_int]
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    results = [mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD), mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)]
+    return all(results)

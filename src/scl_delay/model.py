@@ -136,9 +136,9 @@ def contributions(booster: xgb.Booster, X: np.ndarray, spec: FeatureSpec) -> np.
     return booster.predict(_dmatrix(X, spec), pred_contribs=True, iteration_range=best_iterations(booster))
 
 
-# Requests whose rows x trees x depth stay within this go through the NumPy tree walk when the leaf masks are
-# off (trees of more than 64 leaves), the rest through XGBoost. Measured on 2 shared cores (README, "Serving
-# performance"): XGBoost costs 200-260 µs per call however few rows it gets (1.3 ms for 600 trees of depth
+# Requests whose rows x trees x depth stay within this go through the NumPy tree walk when the leaf masks
+# are off (trees of more than 64 leaves), the rest through XGBoost. Measured on 2 shared cores (README,
+# "Benchmarks"): XGBoost costs 200-260 µs per call however few rows it gets (1.3 ms for 600 trees of depth
 # 8), the walk 30-40 µs for one row; the walk stays faster up to ~50 rows of a 266x4 challenge model and
 # ~1,000 of a 308x4 full one or a 600x8 one. This bound (32 rows of the default model) keeps a margin below
 # the smallest.
@@ -151,11 +151,11 @@ PROBE_SINGLE_ROWS = 64  # of them, also scored one at a time
 class Predictor:
     """A loaded booster with its feature spec and decision threshold; what `serve` calls.
 
-    Requests are scored by the fastest engine that reproduces XGBoost's bits on probe rows when the model
-    loads (README, "Benchmarks"): one row by ``tree_walk`` (~20 µs), more by ``leaf_masks`` (~50 µs
-    for two rows, ~2 µs a row at 1,000; XGBoost ~210 µs a call and ~5 µs a row). An engine that cannot
-    reproduce the model (leaf masks: trees of more than 64 leaves) is off, and the next one takes its
-    requests; XGBoost alone gives explanations.
+    Requests are scored by an engine that reproduces XGBoost's bits on probe rows when the model loads, the
+    one measured fastest for the default model (README, "Benchmarks"): one row by ``tree_walk`` (20-30 µs),
+    more by ``leaf_masks`` (50-80 µs for two rows, 1.4-1.8 µs a row at 1,000; XGBoost 200-300 µs a call
+    and 5-6 µs a row). An engine that cannot reproduce the model (leaf masks: trees of more than 64 leaves)
+    is off, and the next one takes its requests; XGBoost alone gives explanations.
     """
 
     def __init__(self, booster: xgb.Booster, spec: FeatureSpec, threshold: float):
@@ -215,8 +215,8 @@ class Predictor:
         return engine
 
     def _walk_max_rows(self) -> int:
-        """The most rows the walk takes: one when the leaf masks are on (they are faster from two rows), else
-        as many as keep it faster than XGBoost."""
+        """The most rows the walk takes: one when the leaf masks are on (as fast from two rows, and faster
+        from a few dozen), else as many as keep it faster than XGBoost."""
         if self.walk is None:
             return 0
         if self.masks is not None:

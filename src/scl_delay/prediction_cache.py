@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 Hit = tuple  # (probability, decision, the unknown fields flagged in the answer)
-# Requests with more records skip the cache. Measured in-process (README, "Serving performance"): keying,
+# Requests with more records skip the cache. Measured in-process (README, "Benchmarks"): keying,
 # looking up and inserting records that all miss costs 2.6% of the model path for 1 record, 3.7% for 4,
 # 5.1% for 8 and 6-8% from 16 records on; over HTTP the share is smaller still.
 MAX_CACHED_RECORDS = 4

@@ -1,12 +1,13 @@
 """An XGBoost tree ensemble as flat NumPy arrays, walked one level per step for every tree at once.
 
 XGBoost's ``inplace_predict`` costs ~270 µs per call however few rows it gets (a fixed cost per call);
-this walk costs ~30 µs for one row and grows with the rows, so small requests use it and large batches
-stay on XGBoost (``model.Predictor`` picks by row count). It reproduces XGBoost's own arithmetic: the
+this walk costs ~20-30 µs for one row and grows with the rows, so single rows use it and larger requests
+go to ``leaf_masks`` (or, for trees too wide for those, XGBoost past a few dozen rows: ``model.Predictor``
+picks by row count). It reproduces XGBoost's own arithmetic: the
 float32 comparison ``x < split_condition``, missing values to each node's default child, categorical
 splits by set membership (a category in the node's set goes right; a negative, too large or absent
 category goes left, as ``common::Decision`` does), leaf values summed in float32 in tree order from the
-base margin, then the logistic in float32.
+base margin (XGBoost's float32 logit of its base score), then the logistic in float32.
 
 Every node is rewritten as one test, "row value < threshold", choosing the first of its two children when
 true and the second when false; NaN compares false, so the second child is the default one:
