@@ -92,7 +92,7 @@ def test_a_burst_of_connections_is_spread_over_the_workers(server):
 
 def test_a_killed_workers_share_goes_to_its_replacement(server):
     """Balance holds across a worker's restart: the replacement listens and takes its share. (That the
-    master forgets a dead worker's count is pinned in tests/unit/test_balanced_accept.py: here the
+    master forgets a dead worker's count is pinned in tests/unit/test_balancing_rule.py: here the
     replacement reuses the slot, so this test alone would not see it.)"""
     workers = both_workers(server)
     clients = burst(server.port, 6)
