@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -162,9 +163,10 @@ class Predictor:
         booster.set_param({"nthread": 1})  # single rows gain nothing from threads; workers are processes
         self.booster, self.spec, self.threshold = booster, spec, threshold
         self.iteration_range = best_iterations(booster)  # once: each lookup is a call into libxgboost
-        # each from the JSON model: an unexpected document turns that engine off (ValueError, KeyError, ...)
-        self.masks = self._checked("leaf masks", lambda: leaf_masks.from_xgboost_json(*self._model_json()))
-        self.walk = self._checked("tree walk", lambda: tree_walk.from_xgboost_json(*self._model_json()))
+        # each from the JSON model, read once: an unexpected document turns the engines off (KeyError, ...)
+        model_json = functools.cache(self._model_json)
+        self.masks = self._checked("leaf masks", lambda: leaf_masks.from_xgboost_json(*model_json()))
+        self.walk = self._checked("tree walk", lambda: tree_walk.from_xgboost_json(*model_json()))
         self.walk_max_rows = self._walk_max_rows()
         spec.vocabulary_codes  # noqa: B018 -- built now, in gunicorn's master, shared by the workers
         if spec.feature_set == "full":

@@ -30,6 +30,7 @@ VARIANTS = {
     "challenge": ("challenge", {}),
 }
 DEEP = "full, depth 8"  # trees of up to 256 leaves: more than a leaf mask holds
+MODELS = {**VARIANTS, DEEP: ("full", {"max_depth": 8})}
 CHUNK_ROWS = 1000  # the walk holds rows x trees node ids at once: check in chunks
 
 
@@ -48,7 +49,7 @@ def data_file(request, tmp_path_factory) -> Path:
 @functools.cache
 def fit_on_prefix(data_file: Path, variant: str) -> tuple[Predictor, np.ndarray]:
     """A predictor fitted on the first 70% of flights by time, and the features of every flight."""
-    feature_set, overrides = VARIANTS.get(variant) or ("full", {"max_depth": 8})
+    feature_set, overrides = MODELS[variant]
     flights = load_channel(data_file, max_invalid_fraction=1.0)
     order = np.argsort(flights.columns.scheduled, kind="stable")
     cut_train, cut_valid = int(len(order) * 0.7), int(len(order) * 0.8)
